@@ -1,0 +1,39 @@
+//! Provisioning of the `HOSPITAL_EVENTS` stream: the one place that defines it, idempotent, so
+//! every service may call it at start.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use shared_events::subjects::{ALL_EVENTS, EVENT_STREAM};
+
+/// How long JetStream remembers a `Nats-Msg-Id`: a re-publish within it (after a crash between
+/// commit and acknowledgement) is dropped.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// The stream's configuration. `replicas` is 1 on a single server, 3 on a cluster.
+pub fn config(replicas: usize) -> stream::Config {
+    stream::Config {
+        name: EVENT_STREAM.to_owned(),
+        description: Some("Every change to patients, staff, appointments and records".to_owned()),
+        subjects: vec![ALL_EVENTS.to_owned()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Creates the stream if it does not exist; leaves an existing one as it is.
+pub async fn ensure(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<stream::Stream, async_nats::Error> {
+    Ok(js.get_or_create_stream(config(replicas)).await?)
+}
+
+/// `HOSPITAL_STREAM_REPLICAS` (default 1).
+pub fn replicas_from_env() -> Result<usize, crate::config::ConfigError> {
+    crate::config::parsed_or("HOSPITAL_STREAM_REPLICAS", 1usize)
+}

@@ -1,0 +1,29 @@
+//! The machinery every service shares, written once:
+//!
+//! - [`config`]: reading configuration from the environment (and `.env`), failing fast with the
+//!   variable's name, printing it with secrets masked.
+//! - [`nats`]: the NATS connection every component uses (reconnect forever, 10 s pings, explicit
+//!   request timeout, start before NATS and wait for it).
+//! - [`event_stream`]: the one idempotent place that provisions the `HOSPITAL_EVENTS` stream.
+//! - [`outbox`]: the transactional outbox: append an event in the same transaction as the change,
+//!   publish it after the commit, and a relay that publishes whatever is left (at start and on a timer).
+//! - [`command`]: runs a service's command handlers on the NATS service API (discoverable with
+//!   `nats micro ls`), one task per request, typed errors in the reply headers.
+//! - [`fields`]: collecting every invalid field of a request body, not just the first.
+//! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout) and running its migrations.
+//! - [`runtime`]: logging set-up and the shutdown signal.
+//! - [`nats_server`]: finding, checking and starting a `nats-server` (for `hospital up` and tests).
+
+pub mod command;
+pub mod config;
+pub mod event_stream;
+pub mod fields;
+pub mod nats;
+pub mod nats_server;
+pub mod outbox;
+pub mod runtime;
+pub mod sqlite;
+
+pub use command::{CommandHandler, RequestContext, serve_commands};
+pub use outbox::{EventPublisher, OutboxRelay};
+pub use runtime::{BoxError, Component};

@@ -1,0 +1,192 @@
+//! The transactional outbox (DESIGN.md, "Writes: nothing acknowledged is lost").
+//!
+//! A command appends its event to the `outbox` table in the same transaction as its change
+//! ([`append`]). After the commit, the handler asks the [`EventPublisher`] to publish those
+//! events at once (so the event is normally in the stream before the client sees 2xx); the row is
+//! deleted on JetStream's acknowledgement. Whatever is left (NATS was down, the process died
+//! between commit and publish) is published by the [`OutboxRelay`] at start and on a timer.
+//! `Nats-Msg-Id` = event id, so a repeat is dropped by the stream's duplicate window.
+//!
+//! Every service's migrations create the same table:
+//! `outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, subject TEXT, payload TEXT, created_at TEXT)`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use serde::Serialize;
+use shared_events::EventEnvelope;
+use shared_events::headers::MSG_ID;
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// One event waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub event_id: String,
+    pub subject: String,
+    pub payload: String,
+}
+
+/// Appends `event` to the outbox inside the caller's transaction.
+pub async fn append<T: Serialize>(
+    conn: &mut SqliteConnection,
+    event: &EventEnvelope<T>,
+) -> Result<OutboxRow, sqlx::Error> {
+    let row = OutboxRow {
+        event_id: event.event_id.to_string(),
+        subject: event.subject(),
+        payload: serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    };
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&row.event_id)
+    .bind(&row.subject)
+    .bind(&row.payload)
+    .bind(event.occurred_at.to_rfc3339())
+    .execute(conn)
+    .await?;
+    Ok(row)
+}
+
+/// Publishes committed outbox rows to JetStream and clears them on acknowledgement.
+/// Cheap to clone; shared by the command handlers and the relay.
+#[derive(Clone)]
+pub struct EventPublisher {
+    js: jetstream::Context,
+    /// The service's own database, which holds its outbox table.
+    pool: SqlitePool,
+    /// Wakes the relay when a publish failed, so it retries without waiting for its timer.
+    wake_relay: Arc<Notify>,
+}
+
+impl EventPublisher {
+    pub fn new(js: jetstream::Context, pool: SqlitePool) -> Self {
+        EventPublisher {
+            js,
+            pool,
+            wake_relay: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The first publish attempt for rows that were just committed. Never fails the command:
+    /// the change is committed, and on any error the relay takes over.
+    pub async fn publish_committed(&self, rows: &[OutboxRow]) {
+        if let Err(error) = self.publish(rows).await {
+            tracing::warn!(%error, "event publish failed; the outbox relay will retry");
+            self.wake_relay.notify_one();
+        }
+    }
+
+    /// Publishes `rows` in order with pipelined acknowledgements and deletes each acknowledged
+    /// row. Returns the first error; rows not acknowledged stay in the outbox.
+    async fn publish(&self, rows: &[OutboxRow]) -> Result<usize, async_nats::Error> {
+        let mut pending_acks = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut headers = HeaderMap::new();
+            headers.insert(MSG_ID, row.event_id.as_str());
+            let ack = self
+                .js
+                .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
+                .await?;
+            pending_acks.push((row, ack));
+        }
+        let mut published = 0;
+        for (row, ack) in pending_acks {
+            ack.await?;
+            sqlx::query("DELETE FROM outbox WHERE event_id = $1")
+                .bind(&row.event_id)
+                .execute(&self.pool)
+                .await?;
+            published += 1;
+        }
+        Ok(published)
+    }
+
+    /// The oldest rows still waiting, at most `limit`.
+    async fn waiting(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT event_id, subject, payload FROM outbox ORDER BY seq LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(event_id, subject, payload)| OutboxRow {
+                event_id,
+                subject,
+                payload,
+            })
+            .collect())
+    }
+
+    /// Publishes everything the outbox holds. Returns how many events were published.
+    pub async fn drain(&self) -> Result<usize, async_nats::Error> {
+        const BATCH: i64 = 256;
+        let mut total = 0;
+        loop {
+            let rows = self.waiting(BATCH).await?;
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            total += self.publish(&rows).await?;
+            if (rows.len() as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// How many events wait in the outbox.
+    pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+/// Publishes what the outbox still holds: at start, when a publish failed, and on a timer.
+pub struct OutboxRelay {
+    publisher: EventPublisher,
+    /// How often the outbox is checked when nothing wakes the relay.
+    interval: Duration,
+}
+
+impl OutboxRelay {
+    pub fn new(publisher: EventPublisher, interval: Duration) -> Self {
+        OutboxRelay {
+            publisher,
+            interval,
+        }
+    }
+
+    /// Runs until `shutdown`. Failures back off (up to 5 s) and are retried: a row is never
+    /// dropped, only deleted on acknowledgement.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let wait = match self.publisher.drain().await {
+                Ok(published) => {
+                    if published > 0 {
+                        tracing::info!(published, "outbox relay published pending events");
+                    }
+                    backoff = Duration::from_millis(100);
+                    self.interval
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "outbox relay could not publish");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.publisher.wake_relay.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
