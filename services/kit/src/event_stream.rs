@@ -37,3 +37,21 @@ pub async fn ensure(
 pub fn replicas_from_env() -> Result<usize, crate::config::ConfigError> {
     crate::config::parsed_or("HOSPITAL_STREAM_REPLICAS", 1usize)
 }
+
+/// A JetStream context with the event stream in place. Retries until the stream can be
+/// provisioned: a service started before NATS (or during a JetStream leader election) waits
+/// here instead of failing.
+pub async fn provision(client: &async_nats::Client, replicas: usize) -> jetstream::Context {
+    let js = jetstream::new(client.clone());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match ensure(&js, replicas).await {
+            Ok(_) => return js,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot provision {EVENT_STREAM} yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

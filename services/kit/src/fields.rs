@@ -83,6 +83,22 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// A secret (a password): taken exactly as sent, never trimmed; absent or `null` is `None`.
+    pub fn optional_secret(&mut self, field: &str, max_chars: usize) -> Option<String> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(secret)) if secret.chars().count() > max_chars => {
+                self.reject(field, format!("must be at most {max_chars} characters"));
+                None
+            }
+            Some(Value::String(secret)) => Some(secret.clone()),
+            Some(_) => {
+                self.reject(field, "must be a string");
+                None
+            }
+        }
+    }
+
     /// Ends reading: `Ok` when no field was rejected, otherwise one validation error naming them all.
     pub fn finish(self) -> Result<(), ServiceError> {
         if self.errors.is_empty() {

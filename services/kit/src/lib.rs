@@ -17,7 +17,9 @@
 pub mod command;
 pub mod config;
 pub mod event_stream;
+pub mod events;
 pub mod fields;
+pub mod listing;
 pub mod nats;
 pub mod nats_server;
 pub mod outbox;

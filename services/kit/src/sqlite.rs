@@ -48,3 +48,12 @@ pub async fn open(url: &str, migrator: &Migrator) -> Result<SqlitePool, OpenErro
     migrator.run(&pool).await?;
     Ok(pool)
 }
+
+/// Begins a write transaction that takes SQLite's write lock at once. A deferred transaction
+/// that reads and then writes can fail with `SQLITE_BUSY` when another writer commits in
+/// between; an immediate one waits its turn (up to the busy timeout) instead.
+pub async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}

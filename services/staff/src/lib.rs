@@ -1,1 +1,19 @@
-pub fn _x() {}
+//! The staff service: owns staff members and their login accounts in its own database and
+//! publishes every change to `HOSPITAL_EVENTS`. The gateway asks it to check logins; a password
+//! hash never leaves this service.
+//!
+//! - [`domain`]: validation of a staff member's details and login, and the pure decisions.
+//! - [`passwords`]: argon2id hashing and verification, off the async workers.
+//! - [`store`]: the SQLite tables; every change and its event in one transaction.
+//! - [`commands`]: the NATS command handlers, including `authenticate`.
+//! - [`bootstrap`]: the first administrator account.
+//! - [`startup`]: configuration and the [`StaffService`] component (`hospital serve staff`).
+
+pub mod bootstrap;
+pub mod commands;
+pub mod domain;
+pub mod passwords;
+pub mod startup;
+pub mod store;
+
+pub use startup::{Config, StaffService};

@@ -1,0 +1,169 @@
+//! Lists with name search and keyset paging, shared by every owning service.
+//!
+//! Each searchable table has a companion table of the case-folded words of its names, so a
+//! search for "ada lov" is two index range scans (`word >= 'ada' AND word < 'ada\u{10FFFF}'`)
+//! rather than a scan of every row. Pages are keyset pages on the UUID v7 id: `id > after ORDER
+//! BY id LIMIT n`, as fast on the millionth row as on the first.
+
+use shared_events::{ListQuery, Page};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+/// Longest word kept for search; longer words are cut.
+const MAX_WORD_CHARS: usize = 40;
+/// Most words taken from a name, and from a search query.
+const MAX_NAME_WORDS: usize = 12;
+const MAX_QUERY_WORDS: usize = 5;
+
+/// The case-folded words of a name, without duplicates: "Mary-Jane O'Neil" → mary, jane, o, neil.
+pub fn name_words(name: &str) -> Vec<String> {
+    fold_words(name, MAX_NAME_WORDS)
+}
+
+fn fold_words(text: &str, at_most: usize) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let folded: String = word.to_lowercase().chars().take(MAX_WORD_CHARS).collect();
+        if !words.contains(&folded) {
+            words.push(folded);
+        }
+        if words.len() == at_most {
+            break;
+        }
+    }
+    words
+}
+
+/// The tables behind one searchable list.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchableTable {
+    /// The entity table, with `id`, `deleted_at` and the `columns`.
+    pub table: &'static str,
+    /// Columns selected for a list item, in the order the caller's row type expects.
+    pub columns: &'static str,
+    /// The companion `(word, <owner>)` table.
+    pub words_table: &'static str,
+    pub words_owner: &'static str,
+    /// A column a search also matches exactly (a medical record number, a username).
+    pub exact_column: Option<&'static str>,
+}
+
+impl SearchableTable {
+    /// Replaces the search words of entity `id` (inside the caller's transaction).
+    pub async fn index_name(
+        &self,
+        conn: &mut SqliteConnection,
+        id: Uuid,
+        name: &str,
+    ) -> Result<(), sqlx::Error> {
+        let id = id.to_string();
+        let delete = format!(
+            "DELETE FROM {} WHERE {} = $1",
+            self.words_table, self.words_owner
+        );
+        sqlx::query(sqlx::AssertSqlSafe(delete))
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        let words = name_words(name);
+        if words.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {} (word, {}) ",
+            self.words_table, self.words_owner
+        ));
+        insert.push_values(words, |mut row, word| {
+            row.push_bind(word).push_bind(id.clone());
+        });
+        insert.build().execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// The SQL for one page of `query`: live rows only, matching the search, after the cursor,
+    /// one row more than the page size (to know whether there is a next page).
+    pub fn page_query(&self, query: &ListQuery) -> QueryBuilder<Sqlite> {
+        let mut sql = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM {} WHERE deleted_at IS NULL",
+            self.columns, self.table
+        ));
+        if let Some(after) = query.after {
+            sql.push(" AND id > ").push_bind(after.to_string());
+        }
+        if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let words = fold_words(q, MAX_QUERY_WORDS);
+            sql.push(" AND (");
+            match self.exact_column {
+                Some(column) => {
+                    sql.push(format!("{column} = ")).push_bind(q.to_owned());
+                }
+                None => {
+                    sql.push("0");
+                }
+            }
+            if !words.is_empty() {
+                sql.push(" OR (1");
+                for word in words {
+                    let upper = format!("{word}\u{10FFFF}");
+                    sql.push(format!(
+                        " AND id IN (SELECT {} FROM {} WHERE word >= ",
+                        self.words_owner, self.words_table
+                    ))
+                    .push_bind(word)
+                    .push(" AND word < ")
+                    .push_bind(upper)
+                    .push(")");
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+        sql.push(" ORDER BY id LIMIT ")
+            .push_bind(i64::from(query.effective_limit()) + 1);
+        sql
+    }
+}
+
+/// Cuts the extra row fetched by [`SearchableTable::page_query`] and sets the cursor.
+pub fn into_page<T>(mut items: Vec<T>, query: &ListQuery, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+    let limit = query.effective_limit() as usize;
+    let next_after = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(id_of)
+    } else {
+        None
+    };
+    Page { items, next_after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fold_to_distinct_lowercase_words() {
+        assert_eq!(
+            name_words("Mary-Jane O'Neil"),
+            ["mary", "jane", "o", "neil"]
+        );
+        assert_eq!(name_words("ÉLODIE élodie"), ["élodie"]);
+        assert!(name_words(" -- ").is_empty());
+    }
+
+    #[test]
+    fn a_page_with_an_extra_row_has_a_cursor() {
+        let query = ListQuery {
+            limit: Some(2),
+            ..Default::default()
+        };
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let page = into_page(ids.clone(), &query, |id| *id);
+        assert_eq!(page.items, ids[..2]);
+        assert_eq!(page.next_after, Some(ids[1]));
+        let last = into_page(ids[..2].to_vec(), &query, |id| *id);
+        assert_eq!(last.next_after, None);
+    }
+}

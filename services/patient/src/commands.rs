@@ -1,0 +1,102 @@
+//! The patient service's NATS commands: decode, decide ([`crate::domain`]), store, publish the
+//! event, reply with the patient's state.
+
+use bytes::Bytes;
+use kit::EventPublisher;
+use kit::command::{CommandHandler, RequestContext, decode};
+use kit::events::now;
+use serde::Serialize;
+use serde_json::Value;
+use shared_events::subjects::action;
+use shared_events::{Create, Delete, GetById, ListQuery, ServiceError, Update};
+
+use crate::domain::{self, PatientDetails};
+use crate::store::{Committed, PatientStore};
+
+/// Every action the patient service answers on `hospital.patient.<action>`.
+pub const ACTIONS: &[&str] = &[
+    action::CREATE,
+    action::GET,
+    action::LIST,
+    action::UPDATE,
+    action::DELETE,
+];
+
+pub struct PatientCommands {
+    pub store: PatientStore,
+    pub publisher: EventPublisher,
+}
+
+impl CommandHandler for PatientCommands {
+    async fn handle(
+        &self,
+        action: &str,
+        context: RequestContext,
+        payload: Bytes,
+    ) -> Result<Value, ServiceError> {
+        match action {
+            action::CREATE => {
+                let command: Create = decode(&payload)?;
+                let details = PatientDetails::parse(&command.fields, now().date_naive())?;
+                let at = now();
+                let committed = self
+                    .store
+                    .create(&context, |mrn| domain::register(details.clone(), mrn, at))
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            action::GET => {
+                let command: GetById = decode(&payload)?;
+                let patient = self
+                    .store
+                    .get(command.id)
+                    .await?
+                    .ok_or_else(|| ServiceError::not_found("patient"))?;
+                to_json(&patient)
+            }
+            action::LIST => {
+                let query: ListQuery = decode(&payload)?;
+                to_json(&self.store.list(&query).await?)
+            }
+            action::UPDATE => {
+                let command: Update = decode(&payload)?;
+                let details = PatientDetails::parse(&command.fields, now().date_naive())?;
+                let committed = self
+                    .store
+                    .change(command.id, "updated", &context, |current| {
+                        domain::update(current, command.expected_version, details, now())
+                    })
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            action::DELETE => {
+                let command: Delete = decode(&payload)?;
+                let committed = self
+                    .store
+                    .change(command.id, "deleted", &context, |current| {
+                        domain::delete(current, command.expected_version, now()).map(Some)
+                    })
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
+        }
+    }
+}
+
+impl PatientCommands {
+    /// The reply goes out after the commit and after the first publish attempt, so the event of
+    /// an acknowledged write is normally already in the stream.
+    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
+        if let Some(event) = &committed.event {
+            self.publisher
+                .publish_committed(std::slice::from_ref(event))
+                .await;
+        }
+        to_json(&committed.patient)
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
+    serde_json::to_value(value).map_err(kit::events::storage_failure)
+}

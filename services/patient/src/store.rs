@@ -1,0 +1,260 @@
+//! The patient service's tables (SQLite). Every change writes the patient row, its search words
+//! and its event (the outbox row) in one immediate transaction: the event exists if and only if
+//! the change does.
+
+use kit::RequestContext;
+use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::listing::{SearchableTable, into_page};
+use kit::outbox::{self, OutboxRow};
+use kit::sqlite::begin_write;
+use shared_events::patient::{Patient, Sex};
+use shared_events::{Aggregate, ListQuery, Page, ServiceError};
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/patient/sqlite");
+
+const COLUMNS: &str = "id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at";
+
+const PATIENTS: SearchableTable = SearchableTable {
+    table: "patients",
+    columns: COLUMNS,
+    words_table: "patient_name_words",
+    words_owner: "patient_id",
+    exact_column: Some("mrn"),
+};
+
+/// How many fresh MRNs to try before giving up (a collision is a one-in-a-billion event per row).
+const MRN_ATTEMPTS: usize = 5;
+
+#[derive(sqlx::FromRow)]
+struct PatientRow {
+    id: String,
+    mrn: String,
+    name: String,
+    birth_date: String,
+    sex: String,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+    deleted_at: Option<String>,
+}
+
+impl PatientRow {
+    fn into_patient(self) -> Result<Patient, String> {
+        Ok(Patient {
+            id: self
+                .id
+                .parse()
+                .map_err(|e| format!("id {}: {e}", self.id))?,
+            birth_date: self
+                .birth_date
+                .parse()
+                .map_err(|e| format!("birth_date: {e}"))?,
+            sex: Sex::parse(&self.sex).ok_or_else(|| format!("sex {:?}", self.sex))?,
+            created_at: parse_timestamp(&self.created_at)
+                .map_err(|e| format!("created_at: {e}"))?,
+            updated_at: parse_timestamp(&self.updated_at)
+                .map_err(|e| format!("updated_at: {e}"))?,
+            deleted_at: self
+                .deleted_at
+                .as_deref()
+                .map(parse_timestamp)
+                .transpose()
+                .map_err(|e| format!("deleted_at: {e}"))?,
+            mrn: self.mrn,
+            name: self.name,
+            phone: self.phone,
+            email: self.email,
+            address: self.address,
+            version: self.version,
+        })
+    }
+}
+
+/// The patient tables of one database. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PatientStore {
+    pool: SqlitePool,
+}
+
+/// A committed change: the new state and the event to publish.
+pub struct Committed {
+    pub patient: Patient,
+    pub event: Option<OutboxRow>,
+}
+
+impl PatientStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        PatientStore { pool }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A live (not deleted) patient.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Patient>, ServiceError> {
+        let sql = format!("SELECT {COLUMNS} FROM patients WHERE id = $1 AND deleted_at IS NULL");
+        let row: Option<PatientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        row.map(PatientRow::into_patient)
+            .transpose()
+            .map_err(storage_failure)
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Page<Patient>, ServiceError> {
+        let rows: Vec<PatientRow> = PATIENTS
+            .page_query(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        let patients = rows
+            .into_iter()
+            .map(PatientRow::into_patient)
+            .collect::<Result<Vec<_>, _>>();
+        Ok(into_page(patients.map_err(storage_failure)?, query, |p| {
+            p.id
+        }))
+    }
+
+    /// Registers a new patient made by `make` from a fresh MRN, retrying with another MRN on
+    /// the (rare) collision.
+    pub async fn create(
+        &self,
+        context: &RequestContext,
+        make: impl Fn(String) -> Patient,
+    ) -> Result<Committed, ServiceError> {
+        for _ in 0..MRN_ATTEMPTS {
+            let patient = make(crate::domain::new_mrn());
+            match self.insert(&patient, context).await {
+                Ok(event) => {
+                    return Ok(Committed {
+                        patient,
+                        event: Some(event),
+                    });
+                }
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(storage_failure(e)),
+            }
+        }
+        Err(storage_failure(
+            "no free medical record number after several attempts",
+        ))
+    }
+
+    async fn insert(
+        &self,
+        patient: &Patient,
+        context: &RequestContext,
+    ) -> Result<OutboxRow, sqlx::Error> {
+        let mut tx = begin_write(&self.pool).await?;
+        write_row(&mut tx, patient, true).await?;
+        PATIENTS
+            .index_name(&mut tx, patient.id, &patient.name)
+            .await?;
+        let event = new_event(
+            Aggregate::Patient,
+            patient.id,
+            patient.version,
+            "created",
+            context,
+            patient.updated_at,
+            patient,
+        );
+        let row = outbox::append(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Loads a live patient, lets `decide` produce its next state (or `None` for no change), and
+    /// stores it with a `verb` event, all in one write transaction, so concurrent changes to the
+    /// same patient are serialised and `If-Match` checks see the latest version.
+    pub async fn change(
+        &self,
+        id: Uuid,
+        verb: &str,
+        context: &RequestContext,
+        decide: impl FnOnce(&Patient) -> Result<Option<Patient>, ServiceError>,
+    ) -> Result<Committed, ServiceError> {
+        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
+        let sql = format!("SELECT {COLUMNS} FROM patients WHERE id = $1 AND deleted_at IS NULL");
+        let row: Option<PatientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage_failure)?;
+        let current = row
+            .ok_or_else(|| ServiceError::not_found("patient"))?
+            .into_patient()
+            .map_err(storage_failure)?;
+        let Some(next) = decide(&current)? else {
+            return Ok(Committed {
+                patient: current,
+                event: None,
+            });
+        };
+        let event = async {
+            write_row(&mut tx, &next, false).await?;
+            if next.name != current.name {
+                PATIENTS.index_name(&mut tx, next.id, &next.name).await?;
+            }
+            let event = new_event(
+                Aggregate::Patient,
+                next.id,
+                next.version,
+                verb,
+                context,
+                next.updated_at,
+                &next,
+            );
+            let row = outbox::append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        }
+        .await
+        .map_err(storage_failure)?;
+        Ok(Committed {
+            patient: next,
+            event: Some(event),
+        })
+    }
+}
+
+async fn write_row(
+    conn: &mut SqliteConnection,
+    p: &Patient,
+    insert: bool,
+) -> Result<(), sqlx::Error> {
+    let sql = if insert {
+        "INSERT INTO patients (id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    } else {
+        "UPDATE patients SET mrn = $2, name = $3, birth_date = $4, sex = $5, phone = $6, email = $7, address = $8,
+                version = $9, created_at = $10, updated_at = $11, deleted_at = $12
+         WHERE id = $1"
+    };
+    sqlx::query(sql)
+        .bind(p.id.to_string())
+        .bind(&p.mrn)
+        .bind(&p.name)
+        .bind(p.birth_date.to_string())
+        .bind(p.sex.as_str())
+        .bind(&p.phone)
+        .bind(&p.email)
+        .bind(&p.address)
+        .bind(p.version)
+        .bind(format_timestamp(p.created_at))
+        .bind(format_timestamp(p.updated_at))
+        .bind(p.deleted_at.map(format_timestamp))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

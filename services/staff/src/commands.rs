@@ -1,0 +1,172 @@
+//! The staff service's NATS commands: the staff CRUD of every owning service, plus
+//! `authenticate`, which checks a login for the gateway.
+
+use bytes::Bytes;
+use kit::EventPublisher;
+use kit::command::{CommandHandler, RequestContext, decode};
+use kit::events::now;
+use serde::Serialize;
+use serde_json::Value;
+use shared_events::subjects::action;
+use shared_events::{
+    Authenticate, Authenticated, Create, Delete, GetById, ListQuery, ServiceError, Update,
+};
+
+use crate::domain::{self, LoginRequest, PasswordChange, StaffDetails};
+use crate::passwords;
+use crate::store::{Committed, HashUpdate, StaffStore};
+
+pub const ACTIONS: &[&str] = &[
+    action::CREATE,
+    action::GET,
+    action::LIST,
+    action::UPDATE,
+    action::DELETE,
+    action::AUTHENTICATE,
+];
+
+pub struct StaffCommands {
+    pub store: StaffStore,
+    pub publisher: EventPublisher,
+}
+
+impl CommandHandler for StaffCommands {
+    async fn handle(
+        &self,
+        action: &str,
+        context: RequestContext,
+        payload: Bytes,
+    ) -> Result<Value, ServiceError> {
+        match action {
+            action::CREATE => {
+                let command: Create = decode(&payload)?;
+                let committed = self
+                    .create(StaffDetails::parse(&command.fields)?, &context)
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            action::GET => {
+                let command: GetById = decode(&payload)?;
+                let staff = self
+                    .store
+                    .get(command.id)
+                    .await?
+                    .ok_or_else(|| ServiceError::not_found("staff member"))?;
+                to_json(&staff)
+            }
+            action::LIST => {
+                let query: ListQuery = decode(&payload)?;
+                to_json(&self.store.list(&query).await?)
+            }
+            action::UPDATE => {
+                let command: Update = decode(&payload)?;
+                let details = StaffDetails::parse(&command.fields)?;
+                // Hash before the write transaction: argon2 is slow and must not hold the lock.
+                let new_hash = match requested_password(&details.login) {
+                    Some(password) => Some(passwords::hash(password.to_owned()).await?),
+                    None => None,
+                };
+                let committed = self
+                    .store
+                    .change(command.id, "updated", &context, |current| {
+                        let decided =
+                            domain::update(current, command.expected_version, &details, now())?;
+                        Ok(decided
+                            .map(|(staff, password)| (staff, hash_update(password, &new_hash))))
+                    })
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            action::DELETE => {
+                let command: Delete = decode(&payload)?;
+                let committed = self
+                    .store
+                    .change(command.id, "deleted", &context, |current| {
+                        let (staff, password) =
+                            domain::delete(current, command.expected_version, now())?;
+                        Ok(Some((staff, hash_update(password, &None))))
+                    })
+                    .await?;
+                self.reply_after_publish(committed).await
+            }
+            action::AUTHENTICATE => {
+                let command: Authenticate = decode(&payload)?;
+                to_json(&self.authenticate(command).await?)
+            }
+            other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
+        }
+    }
+}
+
+impl StaffCommands {
+    /// Registers a staff member (with a login when a username and password are given).
+    pub async fn create(
+        &self,
+        details: StaffDetails,
+        context: &RequestContext,
+    ) -> Result<Committed, ServiceError> {
+        let (username, password) = domain::new_login(&details.login)?;
+        let password_hash = match password {
+            PasswordChange::Set(password) => Some(passwords::hash(password).await?),
+            PasswordChange::Keep | PasswordChange::Clear => None,
+        };
+        let staff = domain::register(&details, username, now());
+        self.store.create(staff, password_hash, context).await
+    }
+
+    /// The same answer, and about the same time, for an unknown user and a wrong password.
+    async fn authenticate(&self, command: Authenticate) -> Result<Authenticated, ServiceError> {
+        let username = command.username.trim().to_lowercase();
+        let account = self.store.account(&username).await?;
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        // `verify` checks against a dummy hash when there is no account: same cost either way.
+        let matches = passwords::verify(command.password, stored).await;
+        match account {
+            Some(account) if matches => Ok(Authenticated {
+                staff_id: account.staff_id,
+                name: account.name,
+                role: account.role,
+            }),
+            _ => Err(invalid_login()),
+        }
+    }
+
+    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
+        if let Some(event) = &committed.event {
+            self.publisher
+                .publish_committed(std::slice::from_ref(event))
+                .await;
+        }
+        to_json(&committed.staff)
+    }
+}
+
+fn invalid_login() -> ServiceError {
+    ServiceError::unauthorized("invalid username or password")
+}
+
+/// The new password a request carries, if any.
+fn requested_password(login: &LoginRequest) -> Option<&str> {
+    match login {
+        LoginRequest::Keep {
+            new_password: Some(p),
+        }
+        | LoginRequest::Set {
+            password: Some(p), ..
+        } => Some(p),
+        _ => None,
+    }
+}
+
+/// The domain's decision about the password, with the password already hashed.
+fn hash_update(decision: PasswordChange, new_hash: &Option<String>) -> HashUpdate {
+    match (decision, new_hash) {
+        (PasswordChange::Set(_), Some(hash)) => HashUpdate::Set(hash.clone()),
+        (PasswordChange::Clear, _) => HashUpdate::Clear,
+        _ => HashUpdate::Keep,
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
+    serde_json::to_value(value).map_err(kit::events::storage_failure)
+}

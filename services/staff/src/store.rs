@@ -1,0 +1,302 @@
+//! The staff service's tables (SQLite). Every change writes the staff row, its search words and
+//! its event (the outbox row) in one immediate transaction.
+
+use kit::RequestContext;
+use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::listing::{SearchableTable, into_page};
+use kit::outbox::{self, OutboxRow};
+use kit::sqlite::begin_write;
+use shared_events::staff::{Staff, StaffRole};
+use shared_events::{Aggregate, ListQuery, Page, ServiceError};
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/staff/sqlite");
+
+const COLUMNS: &str = "id, name, role, specialization, phone, email, username, version, created_at, updated_at, deleted_at";
+
+const STAFF: SearchableTable = SearchableTable {
+    table: "staff",
+    columns: COLUMNS,
+    words_table: "staff_name_words",
+    words_owner: "staff_id",
+    exact_column: Some("username"),
+};
+
+#[derive(sqlx::FromRow)]
+struct StaffRow {
+    id: String,
+    name: String,
+    role: String,
+    specialization: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    username: Option<String>,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+    deleted_at: Option<String>,
+}
+
+impl StaffRow {
+    fn into_staff(self) -> Result<Staff, String> {
+        Ok(Staff {
+            id: self
+                .id
+                .parse()
+                .map_err(|e| format!("id {}: {e}", self.id))?,
+            role: StaffRole::parse(&self.role).ok_or_else(|| format!("role {:?}", self.role))?,
+            created_at: parse_timestamp(&self.created_at)
+                .map_err(|e| format!("created_at: {e}"))?,
+            updated_at: parse_timestamp(&self.updated_at)
+                .map_err(|e| format!("updated_at: {e}"))?,
+            deleted_at: self
+                .deleted_at
+                .as_deref()
+                .map(parse_timestamp)
+                .transpose()
+                .map_err(|e| format!("deleted_at: {e}"))?,
+            name: self.name,
+            specialization: self.specialization,
+            phone: self.phone,
+            email: self.email,
+            username: self.username,
+            version: self.version,
+        })
+    }
+}
+
+/// What the store does with the password hash as part of a change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HashUpdate {
+    Keep,
+    Clear,
+    /// An argon2id PHC string.
+    Set(String),
+}
+
+/// A committed change: the new state and the event to publish.
+pub struct Committed {
+    pub staff: Staff,
+    pub event: Option<OutboxRow>,
+}
+
+/// A login that may be checked: the hash and who it belongs to.
+pub struct Account {
+    pub staff_id: Uuid,
+    pub name: String,
+    pub role: StaffRole,
+    pub password_hash: String,
+}
+
+#[derive(Clone)]
+pub struct StaffStore {
+    pool: SqlitePool,
+}
+
+impl StaffStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        StaffStore { pool }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Staff>, ServiceError> {
+        let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1 AND deleted_at IS NULL");
+        let row: Option<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        row.map(StaffRow::into_staff)
+            .transpose()
+            .map_err(storage_failure)
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Page<Staff>, ServiceError> {
+        let rows: Vec<StaffRow> = STAFF
+            .page_query(query)
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        let staff = rows
+            .into_iter()
+            .map(StaffRow::into_staff)
+            .collect::<Result<Vec<_>, _>>();
+        Ok(into_page(staff.map_err(storage_failure)?, query, |s| s.id))
+    }
+
+    /// The account behind an active staff member's username.
+    pub async fn account(&self, username: &str) -> Result<Option<Account>, ServiceError> {
+        let row: Option<(String, String, String, String)> = sqlx::query_as(
+            "SELECT id, name, role, password_hash FROM staff
+             WHERE username = $1 AND deleted_at IS NULL AND password_hash IS NOT NULL",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage_failure)?;
+        row.map(|(id, name, role, password_hash)| {
+            Ok(Account {
+                staff_id: id.parse().map_err(storage_failure)?,
+                role: StaffRole::parse(&role)
+                    .ok_or_else(|| storage_failure(format!("role {role:?}")))?,
+                name,
+                password_hash,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether any active administrator can log in.
+    pub async fn has_admin_login(&self) -> Result<bool, ServiceError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM staff WHERE role = 'admin' AND deleted_at IS NULL AND username IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(storage_failure)?;
+        Ok(count > 0)
+    }
+
+    pub async fn create(
+        &self,
+        staff: Staff,
+        password_hash: Option<String>,
+        context: &RequestContext,
+    ) -> Result<Committed, ServiceError> {
+        let event = async {
+            let mut tx = begin_write(&self.pool).await?;
+            write_row(
+                &mut tx,
+                &staff,
+                &password_hash.map_or(HashUpdate::Keep, HashUpdate::Set),
+            )
+            .await?;
+            STAFF.index_name(&mut tx, staff.id, &staff.name).await?;
+            let event = new_event(
+                Aggregate::Staff,
+                staff.id,
+                1,
+                "created",
+                context,
+                staff.updated_at,
+                &staff,
+            );
+            let row = outbox::append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok(row)
+        }
+        .await
+        .map_err(|e| username_conflict(e, staff.username.as_deref()))?;
+        Ok(Committed {
+            staff,
+            event: Some(event),
+        })
+    }
+
+    /// Loads a live staff member, lets `decide` produce the next state, and stores it with a
+    /// `verb` event in one write transaction.
+    pub async fn change(
+        &self,
+        id: Uuid,
+        verb: &str,
+        context: &RequestContext,
+        decide: impl FnOnce(&Staff) -> Result<Option<(Staff, HashUpdate)>, ServiceError>,
+    ) -> Result<Committed, ServiceError> {
+        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
+        let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1 AND deleted_at IS NULL");
+        let row: Option<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage_failure)?;
+        let current = row
+            .ok_or_else(|| ServiceError::not_found("staff member"))?
+            .into_staff()
+            .map_err(storage_failure)?;
+        let Some((next, hash)) = decide(&current)? else {
+            return Ok(Committed {
+                staff: current,
+                event: None,
+            });
+        };
+        let event = async {
+            write_row(&mut tx, &next, &hash).await?;
+            if next.name != current.name {
+                STAFF.index_name(&mut tx, next.id, &next.name).await?;
+            }
+            let event = new_event(
+                Aggregate::Staff,
+                next.id,
+                next.version,
+                verb,
+                context,
+                next.updated_at,
+                &next,
+            );
+            let row = outbox::append(&mut tx, &event).await?;
+            tx.commit().await?;
+            Ok(row)
+        }
+        .await
+        .map_err(|e| username_conflict(e, next.username.as_deref()))?;
+        Ok(Committed {
+            staff: next,
+            event: Some(event),
+        })
+    }
+}
+
+/// A taken username is the client's conflict; anything else is ours.
+fn username_conflict(error: sqlx::Error, username: Option<&str>) -> ServiceError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => ServiceError::conflict(format!(
+            "the username {:?} is already taken",
+            username.unwrap_or_default()
+        )),
+        _ => storage_failure(error),
+    }
+}
+
+/// Writes the row; the username and its password hash change in the same statement, so the
+/// table's rule "a username always has a hash" holds after every statement.
+async fn write_row(
+    conn: &mut SqliteConnection,
+    s: &Staff,
+    hash: &HashUpdate,
+) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO staff (id, name, role, specialization, phone, email, username, password_hash,
+                                 version, created_at, updated_at, deleted_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+               ON CONFLICT (id) DO UPDATE SET
+                 name = excluded.name, role = excluded.role, specialization = excluded.specialization,
+                 phone = excluded.phone, email = excluded.email, username = excluded.username,
+                 password_hash = CASE WHEN $13 THEN NULL ELSE COALESCE(excluded.password_hash, staff.password_hash) END,
+                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
+    let (new_hash, clear) = match hash {
+        HashUpdate::Keep => (None, false),
+        HashUpdate::Clear => (None, true),
+        HashUpdate::Set(h) => (Some(h.as_str()), false),
+    };
+    sqlx::query(sql)
+        .bind(s.id.to_string())
+        .bind(&s.name)
+        .bind(s.role.as_str())
+        .bind(&s.specialization)
+        .bind(&s.phone)
+        .bind(&s.email)
+        .bind(&s.username)
+        .bind(new_hash)
+        .bind(s.version)
+        .bind(format_timestamp(s.created_at))
+        .bind(format_timestamp(s.updated_at))
+        .bind(s.deleted_at.map(format_timestamp))
+        .bind(clear)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
