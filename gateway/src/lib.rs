@@ -1,1 +1,36 @@
-pub fn _x() {}
+//! The gateway: the only HTTP entry of the Smart Healthcare System.
+//!
+//! It authenticates (`POST /auth/login` issues a JWT), turns each `/api` call into a NATS
+//! request to the service that owns the resource, maps the reply (or the typed error) back to
+//! HTTP, and serves the browser frontend. It keeps no state but its NATS connection.
+//!
+//! A request's path through the crate:
+//!
+//! - [`request`]: the middleware around everything: request id, one log line, common headers.
+//! - [`routes`]: the router ([`app`]); [`routes::resources`] writes the CRUD routes of every
+//!   resource once; [`routes::health`] has `/health` and `/ready`.
+//! - [`auth`]: tokens ([`auth::jwt`]), login, the [`auth::Caller`] extractor that makes a route
+//!   require a token, and the one permission check.
+//! - [`extract`]: the JSON-object body, the path id, `If-Match`.
+//! - [`nats_call`]: the command headers, the request, the reply or error.
+//! - [`error`]: [`ApiError`], the one error type, rendered as `application/problem+json`.
+//! - [`frontend`]: the static files of `frontend/`.
+//! - [`config`] and [`startup`]: settings from the environment; [`Gateway`] builds and runs
+//!   the whole as a [`kit::runtime::Component`].
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod frontend;
+pub mod nats_call;
+pub mod request;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use routes::app;
+pub use startup::Gateway;
+pub use state::AppState;

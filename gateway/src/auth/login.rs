@@ -1,0 +1,113 @@
+//! `POST /auth/login`: the staff service checks the username and password; the gateway signs
+//! the access token.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+use shared_events::subjects::{action, service};
+use shared_events::{Authenticate, Authenticated, FieldError};
+
+use super::jwt::IssuedToken;
+use crate::error::ApiError;
+use crate::extract::JsonObject;
+use crate::nats_call::{command_headers, decode_reply, send_command};
+use crate::request::RequestId;
+use crate::state::AppState;
+
+/// The one answer to a failed login: whether the user exists is not the client's business.
+const BAD_CREDENTIALS: &str = "invalid username or password";
+
+pub async fn login(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    JsonObject(body): JsonObject,
+) -> Result<Json<IssuedToken>, ApiError> {
+    let credentials = credentials(&body)?;
+    let reply = send_command(
+        state.nats(),
+        service::STAFF,
+        action::AUTHENTICATE,
+        command_headers(&request_id),
+        &credentials,
+    )
+    .await
+    .map_err(|error| {
+        if error.status() == StatusCode::UNAUTHORIZED {
+            ApiError::unauthorized(BAD_CREDENTIALS)
+        } else {
+            error
+        }
+    })?;
+    let who: Authenticated = decode_reply(service::STAFF, &reply)?;
+    let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
+    tracing::info!(staff_id = %who.staff_id, role = who.role.as_str(), "logged in");
+    Ok(Json(token))
+}
+
+/// The username and password of a login body, each a non-empty string.
+fn credentials(body: &Map<String, Value>) -> Result<Authenticate, ApiError> {
+    let mut problems = Vec::new();
+    let mut text = |field: &str| match body.get(field) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            problems.push(FieldError {
+                field: field.to_owned(),
+                message: "is required".to_owned(),
+            });
+            None
+        }
+        Some(_) => {
+            problems.push(FieldError {
+                field: field.to_owned(),
+                message: "must be a string".to_owned(),
+            });
+            None
+        }
+    };
+    let username = text("username");
+    let password = text("password");
+    match (username, password) {
+        (Some(username), Some(password)) => Ok(Authenticate {
+            username: username.trim().to_owned(),
+            // Passwords are taken exactly as typed.
+            password,
+        }),
+        _ => Err(ApiError::validation(problems)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn credentials_are_read_with_the_username_trimmed() {
+        let read = credentials(&body(json!({"username": " admin ", "password": " pw "}))).unwrap();
+        assert_eq!(read.username, "admin");
+        assert_eq!(read.password, " pw ");
+    }
+
+    #[test]
+    fn every_missing_credential_is_named() {
+        let error = credentials(&body(json!({"username": 7}))).unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let fields: Vec<(&str, &str)> = error
+            .fields()
+            .iter()
+            .map(|f| (f.field.as_str(), f.message.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("username", "must be a string"),
+                ("password", "is required")
+            ]
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! The router: every route of the gateway, and what answers when none matches.
+//!
+//! - [`resources`]: the `/api/<resource>` CRUD routes, written once for every service.
+//! - [`paging`]: list queries and the `Link` header of the next page.
+//! - [`health`]: `/health` and `/ready`.
+//!
+//! `/auth/login` lives in [`crate::auth::login`], the static files in [`crate::frontend`].
+
+pub mod health;
+pub mod paging;
+pub mod resources;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT_BYTES;
+use crate::state::AppState;
+use crate::{auth, frontend, request};
+
+/// The whole HTTP application. Separate from start-up so tests can drive it with
+/// `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/auth/login", post(auth::login::login))
+        .merge(resources::router())
+        .route("/", get(frontend::login_page))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback_service(frontend::files(state.frontend_dir()))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(request::track))
+        .with_state(state)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,227 @@
+//! The CRUD routes of every resource a service owns, written once:
+//!
+//! | route                        | command                        | answer                       |
+//! |------------------------------|--------------------------------|------------------------------|
+//! | `GET    /api/<path>`         | `hospital.<service>.list`      | 200 JSON array, `Link` next  |
+//! | `POST   /api/<path>`         | `hospital.<service>.create`    | 201, `Location`, `ETag`      |
+//! | `GET    /api/<path>/{id}`    | `hospital.<service>.get`       | 200, `ETag`                  |
+//! | `PUT    /api/<path>/{id}`    | `hospital.<service>.update`    | 200, `ETag` (`If-Match`)     |
+//! | `DELETE /api/<path>/{id}`    | `hospital.<service>.delete`    | 204 (`If-Match`)             |
+//!
+//! A new resource (appointments, records) is one more entry in [`RESOURCES`].
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use shared_events::subjects::service;
+use shared_events::{Create, Delete, GetById, Page, Update};
+
+use super::paging::{self, ListParams};
+use crate::auth::{Action, authorize};
+use crate::error::ApiError;
+use crate::extract::{JsonObject, PathId, entity_id, etag_of, expected_version};
+use crate::nats_call::{CommandContext, decode_reply, send_command};
+use crate::state::AppState;
+
+/// A collection exposed under `/api/<path>` and owned by one service.
+#[derive(Debug)]
+pub struct Resource {
+    /// The owning service, as in `hospital.<service>.<action>`.
+    pub service: &'static str,
+    /// The URL segment: `/api/<path>`.
+    pub path: &'static str,
+    /// One of them, in messages: `patient not found`.
+    pub noun: &'static str,
+}
+
+/// Every resource the gateway routes.
+pub static RESOURCES: [Resource; 2] = [
+    Resource {
+        service: service::PATIENT,
+        path: "patients",
+        noun: "patient",
+    },
+    Resource {
+        service: service::STAFF,
+        path: "staff",
+        noun: "staff member",
+    },
+];
+
+/// The routes of every resource in [`RESOURCES`].
+pub fn router() -> Router<AppState> {
+    RESOURCES.iter().fold(Router::new(), |routes, resource| {
+        routes.merge(routes_of(resource))
+    })
+}
+
+/// The five routes of one resource.
+fn routes_of(resource: &'static Resource) -> Router<AppState> {
+    let collection = format!("/api/{}", resource.path);
+    let item = format!("/api/{}/{{id}}", resource.path);
+    Router::new()
+        .route(
+            &collection,
+            get(
+                move |State(state): State<AppState>,
+                      context: CommandContext,
+                      params: Result<Query<ListParams>, QueryRejection>| {
+                    list(resource, state, context, params)
+                },
+            )
+            .post(
+                move |State(state): State<AppState>,
+                      context: CommandContext,
+                      JsonObject(fields): JsonObject| {
+                    create(resource, state, context, fields)
+                },
+            ),
+        )
+        .route(
+            &item,
+            get(
+                move |State(state): State<AppState>, context: CommandContext, id: PathId| {
+                    get_one(resource, state, context, id)
+                },
+            )
+            .put(
+                move |State(state): State<AppState>,
+                      context: CommandContext,
+                      id: PathId,
+                      headers: HeaderMap,
+                      JsonObject(fields): JsonObject| {
+                    update(resource, state, context, id, headers, fields)
+                },
+            )
+            .delete(
+                move |State(state): State<AppState>,
+                      context: CommandContext,
+                      id: PathId,
+                      headers: HeaderMap| {
+                    delete(resource, state, context, id, headers)
+                },
+            ),
+        )
+}
+
+async fn list(
+    resource: &'static Resource,
+    state: AppState,
+    context: CommandContext,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let query = paging::list_query(params)?;
+    let reply = dispatch(&state, &context, resource, Action::List, &query).await?;
+    let page: Page<Value> = decode_reply(resource.service, &reply)?;
+    let mut headers = HeaderMap::new();
+    if let Some(link) = page
+        .next_after
+        .and_then(|after| paging::next_link(resource.path, &query, after))
+    {
+        headers.insert(header::LINK, link);
+    }
+    // The body is the array itself, as the original system answered.
+    Ok((headers, Json(page.items)).into_response())
+}
+
+async fn create(
+    resource: &'static Resource,
+    state: AppState,
+    context: CommandContext,
+    fields: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let command = Create { fields };
+    let reply = dispatch(&state, &context, resource, Action::Create, &command).await?;
+    let entity: Value = decode_reply(resource.service, &reply)?;
+    let mut response = entity_response(StatusCode::CREATED, &entity);
+    if let Some(location) = entity
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| HeaderValue::from_str(&format!("/api/{}/{id}", resource.path)).ok())
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn get_one(
+    resource: &'static Resource,
+    state: AppState,
+    context: CommandContext,
+    PathId(raw): PathId,
+) -> Result<Response, ApiError> {
+    let command = GetById {
+        id: entity_id(&raw, resource.noun)?,
+    };
+    let reply = dispatch(&state, &context, resource, Action::Get, &command).await?;
+    let entity: Value = decode_reply(resource.service, &reply)?;
+    Ok(entity_response(StatusCode::OK, &entity))
+}
+
+async fn update(
+    resource: &'static Resource,
+    state: AppState,
+    context: CommandContext,
+    PathId(raw): PathId,
+    headers: HeaderMap,
+    fields: Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let command = Update {
+        id: entity_id(&raw, resource.noun)?,
+        expected_version: expected_version(&headers)?,
+        fields,
+    };
+    let reply = dispatch(&state, &context, resource, Action::Update, &command).await?;
+    let entity: Value = decode_reply(resource.service, &reply)?;
+    Ok(entity_response(StatusCode::OK, &entity))
+}
+
+async fn delete(
+    resource: &'static Resource,
+    state: AppState,
+    context: CommandContext,
+    PathId(raw): PathId,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let command = Delete {
+        id: entity_id(&raw, resource.noun)?,
+        expected_version: expected_version(&headers)?,
+    };
+    // The reply (the final state) is not shown: a delete answers 204 with no body.
+    dispatch(&state, &context, resource, Action::Delete, &command).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Every command of every resource goes through here: the permission check, then the request.
+async fn dispatch<T: Serialize>(
+    state: &AppState,
+    context: &CommandContext,
+    resource: &Resource,
+    action: Action,
+    body: &T,
+) -> Result<Bytes, ApiError> {
+    authorize(&context.caller, resource.service, action)?;
+    send_command(
+        state.nats(),
+        resource.service,
+        action.command(),
+        context.headers(),
+        body,
+    )
+    .await
+}
+
+/// One entity as JSON with its version as the `ETag`.
+fn entity_response(status: StatusCode, entity: &Value) -> Response {
+    let mut response = (status, Json(entity)).into_response();
+    if let Some(etag) = etag_of(entity) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
+}

@@ -1,0 +1,42 @@
+//! What every request handler shares. The gateway keeps no state of its own beyond this: the
+//! NATS connection, the token keys and where the frontend lives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+
+/// Shared by all requests; cheap to clone (a NATS client handle and two `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The one NATS connection every command goes over; it reconnects by itself and lives as
+    /// long as the gateway.
+    nats: async_nats::Client,
+    /// Token keys, made once at start from `JWT_SECRET_KEY`.
+    tokens: Arc<Tokens>,
+    /// The static frontend served at `/`.
+    frontend_dir: Arc<PathBuf>,
+}
+
+impl AppState {
+    pub fn new(nats: async_nats::Client, config: &Config) -> Self {
+        AppState {
+            nats,
+            tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
+            frontend_dir: Arc::new(config.frontend_dir.clone()),
+        }
+    }
+
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    pub fn frontend_dir(&self) -> &Path {
+        &self.frontend_dir
+    }
+}

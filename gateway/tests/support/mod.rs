@@ -1,0 +1,313 @@
+//! What the gateway's tests share: a real nats-server of their own, the router driven with
+//! `oneshot`, and stand-in patient and staff services built on the same kit as the real ones,
+//! which answer with what they received so a test can see what the gateway sent.
+
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::connection::State as ConnectionState;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use bytes::Bytes;
+use gateway::{AppState, Config, app};
+use kit::command::{CommandHandler, RequestContext, ServiceSpec, serve_commands};
+use kit::nats::NatsConfig;
+use kit::nats_server::TestNatsServer;
+use serde_json::{Value, json};
+use shared_events::staff::StaffRole;
+use shared_events::{Authenticated, ErrorCode, ServiceError};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
+
+/// Ids the stand-in patient service treats specially.
+pub const MISSING: Uuid = Uuid::from_u128(0x404);
+pub const BROKEN: Uuid = Uuid::from_u128(0x500);
+pub const SLOW: Uuid = Uuid::from_u128(0x504);
+/// The `next_after` of every page the stand-in lists (unless asked for the last page).
+pub const NEXT: Uuid = Uuid::from_u128(0x7e57);
+
+/// The login the stand-in staff service accepts.
+pub const USERNAME: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const ADMIN_ID: Uuid = Uuid::from_u128(0xad);
+
+pub struct TestGateway {
+    pub state: AppState,
+    /// Stops the stand-in services (if any) when the test ends.
+    services: CancellationToken,
+    _nats: TestNatsServer,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.services.cancel();
+    }
+}
+
+pub fn frontend_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend"))
+}
+
+pub fn config(nats_url: String, request_timeout: Duration) -> Config {
+    Config {
+        nats: NatsConfig {
+            url: nats_url,
+            request_timeout,
+        },
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: SECRET.to_owned(),
+        token_ttl: Duration::from_secs(15 * 60),
+        frontend_dir: frontend_dir(),
+    }
+}
+
+impl TestGateway {
+    /// A gateway on its own nats-server, with no service running.
+    pub async fn without_services() -> Self {
+        Self::start(false, Duration::from_secs(5)).await
+    }
+
+    /// A gateway with the stand-in patient and staff services; requests time out after
+    /// `request_timeout`.
+    pub async fn with_services(request_timeout: Duration) -> Self {
+        Self::start(true, request_timeout).await
+    }
+
+    async fn start(services: bool, request_timeout: Duration) -> Self {
+        let nats = TestNatsServer::start().await;
+        let config = config(nats.url(), request_timeout);
+        let client = kit::nats::connect(&config.nats, "gateway-test")
+            .await
+            .expect("connect to the test nats-server");
+        wait_for(|| client.connection_state() == ConnectionState::Connected).await;
+        let gateway = TestGateway {
+            state: AppState::new(client, &config),
+            services: CancellationToken::new(),
+            _nats: nats,
+        };
+        if services {
+            gateway.start_services(&config).await;
+        }
+        gateway
+    }
+
+    async fn start_services(&self, config: &Config) {
+        let patients = ServiceSpec {
+            name: "patient",
+            description: "stand-in patient service",
+            version: "0.1.0",
+            actions: &["list", "get", "create", "update", "delete"],
+        };
+        let staff = ServiceSpec {
+            name: "staff",
+            description: "stand-in staff service",
+            version: "0.1.0",
+            actions: &["authenticate"],
+        };
+        for (spec, handler) in [(patients, StandIn::Patients), (staff, StandIn::Staff)] {
+            let client = kit::nats::connect(&config.nats, spec.name).await.unwrap();
+            tokio::spawn(serve_commands(
+                client,
+                spec,
+                Arc::new(handler),
+                self.services.clone(),
+            ));
+        }
+        // Ready once both answer their service-API ping.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.send(get("/ready")).await;
+            if reply.status == StatusCode::OK {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stand-ins never became ready: {reply:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends one request through the whole router.
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = app(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A valid access token for a staff member with `role`.
+    pub fn token(&self, role: StaffRole) -> String {
+        let who = Authenticated {
+            staff_id: ADMIN_ID,
+            name: "Test User".into(),
+            role,
+        };
+        self.state.tokens().issue(&who).unwrap().access_token
+    }
+}
+
+async fn wait_for(condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with `status`, and returns its body.
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        assert!(body["title"].is_string() && body["detail"].is_string());
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(
+            body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "the problem quotes the request id"
+        );
+        body
+    }
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// A request with a bearer token and, when given, a JSON body.
+pub fn authorized(method: &str, uri: &str, token: &str, body: Option<Value>) -> Request<Body> {
+    let builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+        None => builder.body(Body::empty()).unwrap(),
+    }
+}
+
+pub fn json_post(uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// The stand-in services: each answers with what it received, so tests can check it.
+enum StandIn {
+    Patients,
+    Staff,
+}
+
+impl CommandHandler for StandIn {
+    async fn handle(
+        &self,
+        action: &str,
+        context: RequestContext,
+        payload: Bytes,
+    ) -> Result<Value, ServiceError> {
+        let body: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        match self {
+            StandIn::Patients => patients(action, context, body).await,
+            StandIn::Staff => staff(body),
+        }
+    }
+}
+
+async fn patients(
+    action: &str,
+    context: RequestContext,
+    body: Value,
+) -> Result<Value, ServiceError> {
+    let seen = json!({
+        "action": action,
+        "command": body,
+        "actor_id": context.actor.id,
+        "actor_role": context.actor.role,
+        "request_id": context.request_id,
+        "idempotency_key": context.idempotency_key,
+    });
+    let id = body["id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
+    match (action, id) {
+        ("list", _) => {
+            let next_after = if body["q"] == "last page" {
+                None
+            } else {
+                Some(NEXT)
+            };
+            Ok(json!({"items": [seen], "next_after": next_after}))
+        }
+        ("create", _) if body["fields"].get("name").is_none() => {
+            Err(ServiceError::invalid_field("name", "is required"))
+        }
+        ("create", _) => Ok(json!({"id": Uuid::now_v7(), "version": 1, "seen": seen})),
+        (_, Some(MISSING)) => Err(ServiceError::not_found("patient")),
+        (_, Some(BROKEN)) => Err(ServiceError::new(
+            ErrorCode::Internal,
+            "sqlite: disk I/O error in /var/lib/hospital/patient.db",
+        )),
+        (_, Some(SLOW)) => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(json!({"id": SLOW, "version": 1}))
+        }
+        ("update", Some(_)) if body["expected_version"] == 99 => {
+            Err(ServiceError::precondition_failed(3))
+        }
+        ("update", Some(id)) => Ok(json!({"id": id, "version": 4, "seen": seen})),
+        (_, Some(id)) => Ok(json!({"id": id, "version": 3, "seen": seen})),
+        (_, None) => Err(ServiceError::bad_request("no id")),
+    }
+}
+
+fn staff(body: Value) -> Result<Value, ServiceError> {
+    match (body["username"].as_str(), body["password"].as_str()) {
+        (Some(USERNAME), Some(PASSWORD)) => Ok(json!({
+            "staff_id": ADMIN_ID,
+            "name": "Grace Hopper",
+            "role": "admin",
+        })),
+        // Unlike the real service, these differ: the gateway must answer both alike.
+        (Some(USERNAME), _) => Err(ServiceError::unauthorized("wrong password")),
+        _ => Err(ServiceError::unauthorized("no such user")),
+    }
+}
