@@ -181,10 +181,10 @@ async fn answer<H: CommandHandler>(
 /// Returns `None` when the reply is not an error.
 pub fn error_from_reply(message: &async_nats::Message) -> Option<ServiceError> {
     let headers = message.headers.as_ref()?;
-    if let Some(json) = headers.get(headers::ERROR) {
-        if let Ok(error) = serde_json::from_str::<ServiceError>(json.as_str()) {
-            return Some(error);
-        }
+    if let Some(json) = headers.get(headers::ERROR)
+        && let Ok(error) = serde_json::from_str::<ServiceError>(json.as_str())
+    {
+        return Some(error);
     }
     // An error reply from something that is not one of ours (or a garbled header).
     let code = headers.get(service::NATS_SERVICE_ERROR_CODE)?;

@@ -174,6 +174,7 @@ impl StaffStore {
                 &mut tx,
                 &staff,
                 &password_hash.map_or(HashUpdate::Keep, HashUpdate::Set),
+                true,
             )
             .await?;
             STAFF.index_name(&mut tx, staff.id, &staff.name).await?;
@@ -225,7 +226,7 @@ impl StaffStore {
             });
         };
         let event = async {
-            write_row(&mut tx, &next, &hash).await?;
+            write_row(&mut tx, &next, &hash, false).await?;
             if next.name != current.name {
                 STAFF.index_name(&mut tx, next.id, &next.name).await?;
             }
@@ -268,15 +269,18 @@ async fn write_row(
     conn: &mut SqliteConnection,
     s: &Staff,
     hash: &HashUpdate,
+    insert: bool,
 ) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO staff (id, name, role, specialization, phone, email, username, password_hash,
-                                 version, created_at, updated_at, deleted_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-               ON CONFLICT (id) DO UPDATE SET
-                 name = excluded.name, role = excluded.role, specialization = excluded.specialization,
-                 phone = excluded.phone, email = excluded.email, username = excluded.username,
-                 password_hash = CASE WHEN $13 THEN NULL ELSE COALESCE(excluded.password_hash, staff.password_hash) END,
-                 version = excluded.version, updated_at = excluded.updated_at, deleted_at = excluded.deleted_at";
+    let sql = if insert {
+        "INSERT INTO staff (id, name, role, specialization, phone, email, username, password_hash,
+                            version, created_at, updated_at, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    } else {
+        "UPDATE staff SET name = $2, role = $3, specialization = $4, phone = $5, email = $6, username = $7,
+                password_hash = CASE WHEN $13 THEN NULL ELSE COALESCE($8, password_hash) END,
+                version = $9, created_at = $10, updated_at = $11, deleted_at = $12
+         WHERE id = $1"
+    };
     let (new_hash, clear) = match hash {
         HashUpdate::Keep => (None, false),
         HashUpdate::Clear => (None, true),

@@ -1,0 +1,233 @@
+//! `spawn_app()`: the whole system on free ports with fresh data, plus the client-side helpers
+//! every test uses (login, JSON requests, reading the event stream).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use kit::nats::NatsConfig;
+use kit::nats_server::TestNatsServer;
+use kit::runtime::Component;
+use serde_json::{Value, json};
+use shared_events::EventEnvelope;
+use shared_events::subjects::EVENT_STREAM;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub const JWT_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
+
+/// Which parts of the system a test runs.
+#[derive(Clone, Copy)]
+pub struct Parts {
+    pub patient: bool,
+    pub staff: bool,
+    /// The gateway's NATS request timeout.
+    pub request_timeout: Duration,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts {
+            patient: true,
+            staff: true,
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub http: reqwest::Client,
+    pub nats_server: TestNatsServer,
+    /// A plain NATS client, as an operator's `nats` tool would be.
+    pub nats: async_nats::Client,
+    pub data_dir: tempfile::TempDir,
+    /// Cancelled when the app is dropped: every component stops.
+    shutdown: CancellationToken,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Parts::default()).await
+}
+
+pub async fn spawn_app_with(parts: Parts) -> TestApp {
+    let nats_server = TestNatsServer::start().await;
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let shutdown = CancellationToken::new();
+    let nats_config = NatsConfig {
+        url: nats_server.url(),
+        request_timeout: parts.request_timeout,
+    };
+
+    if parts.patient {
+        let config = patient_config(&nats_server, data_dir.path());
+        let service = patient_service::PatientService::build(config)
+            .await
+            .expect("patient service starts");
+        run(service, shutdown.clone());
+    }
+    if parts.staff {
+        let config = staff_service::Config {
+            nats: NatsConfig::new(nats_server.url()),
+            database_url: kit::config::sqlite_url_in(data_dir.path(), "staff"),
+            stream_replicas: 1,
+            outbox_interval: Duration::from_millis(200),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+        };
+        let service = staff_service::StaffService::build(config)
+            .await
+            .expect("staff service starts");
+        run(service, shutdown.clone());
+    }
+    let gateway_config = gateway::Config {
+        nats: nats_config,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: JWT_SECRET.into(),
+        token_ttl: Duration::from_secs(15 * 60),
+        frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
+    };
+    let gateway = gateway::Gateway::build(gateway_config)
+        .await
+        .expect("gateway starts");
+    let address = format!("http://{}", gateway.local_addr());
+    run(gateway, shutdown.clone());
+
+    let nats = async_nats::connect(nats_server.url())
+        .await
+        .expect("connect to the test NATS");
+    let app = TestApp {
+        address,
+        http: reqwest::Client::new(),
+        nats_server,
+        nats,
+        data_dir,
+        shutdown,
+    };
+    app.wait_until_ready(parts).await;
+    app
+}
+
+pub fn patient_config(
+    nats_server: &TestNatsServer,
+    data_dir: &std::path::Path,
+) -> patient_service::Config {
+    patient_service::Config {
+        nats: NatsConfig::new(nats_server.url()),
+        database_url: kit::config::sqlite_url_in(data_dir, "patient"),
+        stream_replicas: 1,
+        outbox_interval: Duration::from_millis(200),
+    }
+}
+
+fn run<C: Component + 'static>(component: C, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        component
+            .run_until_stopped(shutdown)
+            .await
+            .expect("component runs until stopped");
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Waits until the gateway is connected to NATS and every started service answers.
+    async fn wait_until_ready(&self, parts: Parts) {
+        for _ in 0..400 {
+            if let Ok(response) = self.http.get(self.url("/ready")).send().await
+                && let Ok(ready) = response.json::<Value>().await
+            {
+                let up = |name: &str| ready["services"][name] == "up";
+                if ready["nats"] == "connected"
+                    && (!parts.patient || up("patient"))
+                    && (!parts.staff || up("staff"))
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the system did not become ready");
+    }
+
+    /// Logs in and returns the access token.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let response = self.login("admin", ADMIN_PASSWORD).await;
+        assert_eq!(response.status(), 200, "admin login");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// An authenticated request builder.
+    pub fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    pub async fn create_patient(&self, token: &str, body: Value) -> Value {
+        let response = self
+            .api(reqwest::Method::POST, "/api/patients", token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "create patient {body}");
+        response.json().await.unwrap()
+    }
+
+    /// Every event in the stream whose subject matches `filter`, in stream order.
+    pub async fn events(&self, filter: &str) -> Vec<(String, EventEnvelope)> {
+        let js = jetstream::new(self.nats.clone());
+        let stream = js
+            .get_stream(EVENT_STREAM)
+            .await
+            .expect("the event stream exists");
+        let consumer = stream
+            .create_consumer(consumer::pull::Config {
+                filter_subject: filter.to_owned(),
+                ack_policy: consumer::AckPolicy::None,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .expect("an ephemeral consumer");
+        let mut events = Vec::new();
+        let mut batch = consumer
+            .fetch()
+            .max_messages(10_000)
+            .expires(Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("fetch events");
+        while let Some(Ok(message)) = batch.next().await {
+            let envelope: EventEnvelope =
+                serde_json::from_slice(&message.payload).expect("an event envelope");
+            events.push((message.subject.to_string(), envelope));
+        }
+        events
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A valid patient body with a distinct name.
+pub fn patient_body(name: &str) -> Value {
+    json!({"name": name, "birth_date": "1985-04-12", "sex": "female", "phone": "+1 555 0100",
+           "email": "patient@example.org", "address": "1 Main Street"})
+}

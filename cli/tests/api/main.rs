@@ -1,0 +1,12 @@
+//! Black-box tests of the whole system: a real nats-server (started per test on a free port),
+//! the real services on fresh SQLite databases, the real gateway over HTTP. One test binary,
+//! one module per capability; `helpers` holds `spawn_app()`.
+
+mod auth;
+mod discovery;
+mod errors;
+mod events;
+mod helpers;
+mod outbox;
+mod patients;
+mod staff;
