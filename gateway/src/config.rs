@@ -106,22 +106,11 @@ fn default_frontend_dir() -> PathBuf {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  {HTTP_ADDR_VAR:<24} {}", self.http_addr)?;
-        writeln!(
-            f,
-            "  {:<24} {}",
-            "NATS_URL",
-            config::mask_url(&self.nats.url)
-        )?;
-        writeln!(
-            f,
-            "  {:<24} {}",
-            "NATS_REQUEST_TIMEOUT_MS",
-            self.nats.request_timeout.as_millis()
-        )?;
-        writeln!(f, "  {SECRET_VAR:<24} {}", config::mask(&self.jwt_secret))?;
-        writeln!(f, "  {TTL_VAR:<24} {}", self.token_ttl.as_secs() / 60)?;
-        write!(f, "  {FRONTEND_VAR:<24} {}", self.frontend_dir.display())
+        config::write_setting(f, HTTP_ADDR_VAR, self.http_addr)?;
+        write!(f, "{}", self.nats)?;
+        config::write_setting(f, SECRET_VAR, config::mask(&self.jwt_secret))?;
+        config::write_setting(f, TTL_VAR, self.token_ttl.as_secs() / 60)?;
+        config::write_setting(f, FRONTEND_VAR, self.frontend_dir.display())
     }
 }
 

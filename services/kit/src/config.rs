@@ -72,6 +72,16 @@ pub fn sqlite_url_in(dir: &std::path::Path, service: &str) -> String {
     )
 }
 
+/// Writes one line of a component's effective configuration: `  NAME   value`. Every binary
+/// prints its settings this way at start.
+pub fn write_setting(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    value: impl std::fmt::Display,
+) -> std::fmt::Result {
+    writeln!(f, "  {name:<28} {value}")
+}
+
 /// Hides a secret for printing: its length only.
 pub fn mask(secret: &str) -> String {
     format!("<{} bytes, hidden>", secret.len())

@@ -40,6 +40,17 @@ impl NatsConfig {
     }
 }
 
+impl std::fmt::Display for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        config::write_setting(f, "NATS_URL", config::mask_url(&self.url))?;
+        config::write_setting(
+            f,
+            "NATS_REQUEST_TIMEOUT_MS",
+            self.request_timeout.as_millis(),
+        )
+    }
+}
+
 fn server_list(url: &str) -> Vec<String> {
     url.split(',')
         .map(str::trim)

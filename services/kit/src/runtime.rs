@@ -11,6 +11,8 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -74,7 +76,7 @@ pub async fn run_component<C: Component>() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    eprintln!("{} configuration:\n{config}", C::NAME);
+    eprint!("{} configuration:\n{config}", C::NAME);
     let component = match C::build(config).await {
         Ok(component) => component,
         Err(error) => {

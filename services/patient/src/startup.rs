@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kit::command::{ServiceSpec, serve_commands};
-use kit::config::{self, ConfigError};
+use kit::config::{self, ConfigError, write_setting};
 use kit::nats::NatsConfig;
 use kit::runtime::{BoxError, Component};
 use kit::{EventPublisher, OutboxRelay};
@@ -42,22 +42,17 @@ impl Config {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "  NATS_URL={}", config::mask_url(&self.nats.url))?;
-        writeln!(
+        write!(f, "{}", self.nats)?;
+        write_setting(
             f,
-            "  NATS_REQUEST_TIMEOUT_MS={}",
-            self.nats.request_timeout.as_millis()
+            "DATABASE_URL_PATIENT",
+            config::mask_url(&self.database_url),
         )?;
-        writeln!(
+        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
+        write_setting(
             f,
-            "  DATABASE_URL_PATIENT={}",
-            config::mask_url(&self.database_url)
-        )?;
-        writeln!(f, "  HOSPITAL_STREAM_REPLICAS={}", self.stream_replicas)?;
-        write!(
-            f,
-            "  HOSPITAL_OUTBOX_INTERVAL_MS={}",
-            self.outbox_interval.as_millis()
+            "HOSPITAL_OUTBOX_INTERVAL_MS",
+            self.outbox_interval.as_millis(),
         )
     }
 }
