@@ -2,6 +2,8 @@
 //! `update` carry the aggregate's state; `list` answers a [`Page`]; `delete` answers the final
 //! (deleted) state. Failures are a [`crate::ServiceError`] (see [`crate::headers::ERROR`]).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -26,6 +28,10 @@ pub struct ListQuery {
     /// Return items after this id (the previous page's `next_after`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Uuid>,
+    /// Every other query parameter, as sent (`patient_id`, `status`, `from`, ...). The owning
+    /// service knows its filters: it checks them and refuses unknown ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filters: BTreeMap<String, String>,
 }
 
 impl ListQuery {

@@ -9,13 +9,16 @@
 //! - [`commands`]: the request bodies shared by every service (get, list, create, update, delete).
 //! - [`error`]: the one typed error that crosses NATS, with the HTTP status it maps to.
 //! - [`envelope`]: the event envelope every service publishes to JetStream.
-//! - [`patient`], [`staff`]: the state of each aggregate as replies and events carry it.
+//! - [`patient`], [`staff`], [`appointment`], [`record`]: the state of each aggregate as replies
+//!   and events carry it.
 
+pub mod appointment;
 pub mod commands;
 pub mod envelope;
 pub mod error;
 pub mod headers;
 pub mod patient;
+pub mod record;
 pub mod staff;
 pub mod subjects;
 

@@ -15,6 +15,8 @@ pub const ALL_EVENTS: &str = "hospital.events.>";
 pub mod service {
     pub const PATIENT: &str = "patient";
     pub const STAFF: &str = "staff";
+    pub const APPOINTMENT: &str = "appointment";
+    pub const RECORD: &str = "record";
 }
 
 /// Actions every aggregate-owning service answers.
@@ -26,6 +28,8 @@ pub mod action {
     pub const DELETE: &str = "delete";
     /// Staff service only: check a username and password.
     pub const AUTHENTICATE: &str = "authenticate";
+    /// Record service only: every version of a record (body: [`crate::GetById`]).
+    pub const HISTORY: &str = "history";
 }
 
 /// `hospital.<service>.<action>`, the subject a command is sent to.

@@ -39,6 +39,7 @@ pub fn list_query(
         q: present(params.q).map(|q| q.trim().to_owned()),
         limit,
         after,
+        ..Default::default()
     })
 }
 
@@ -124,6 +125,7 @@ mod tests {
             q: Some("Ada & <Bob>".into()),
             limit: Some(20),
             after: None,
+            ..Default::default()
         };
         let link = next_link("patients", &query, after).unwrap();
         assert_eq!(

@@ -9,6 +9,9 @@
 //!   publish it after the commit, and a relay that publishes whatever is left (at start and on a timer).
 //! - [`command`]: runs a service's command handlers on the NATS service API (discoverable with
 //!   `nats micro ls`), one task per request, typed errors in the reply headers.
+//! - [`read_model`]: read-models fed by a durable JetStream consumer, applied idempotently with
+//!   the consumer position in the same transaction, and the bounded wait for catching up.
+//! - [`directory`]: the read-model of patients and staff that other services validate against.
 //! - [`fields`]: collecting every invalid field of a request body, not just the first.
 //! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout) and running its migrations.
 //! - [`runtime`]: logging set-up and the shutdown signal.
@@ -16,6 +19,7 @@
 
 pub mod command;
 pub mod config;
+pub mod directory;
 pub mod event_stream;
 pub mod events;
 pub mod fields;
@@ -23,6 +27,7 @@ pub mod listing;
 pub mod nats;
 pub mod nats_server;
 pub mod outbox;
+pub mod read_model;
 pub mod runtime;
 pub mod sqlite;
 

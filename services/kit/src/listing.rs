@@ -127,6 +127,23 @@ impl SearchableTable {
     }
 }
 
+/// Refuses list filters a service does not know (a typo must not silently widen a search).
+pub fn refuse_unknown_filters(
+    query: &ListQuery,
+    known: &[&str],
+) -> Result<(), shared_events::ServiceError> {
+    match query
+        .filters
+        .keys()
+        .find(|name| !known.contains(&name.as_str()))
+    {
+        None => Ok(()),
+        Some(name) => Err(shared_events::ServiceError::bad_request(format!(
+            "unknown filter {name:?}"
+        ))),
+    }
+}
+
 /// Cuts the extra row fetched by [`SearchableTable::page_query`] and sets the cursor.
 pub fn into_page<T>(mut items: Vec<T>, query: &ListQuery, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
     let limit = query.effective_limit() as usize;

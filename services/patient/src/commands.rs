@@ -56,6 +56,7 @@ impl CommandHandler for PatientCommands {
             }
             action::LIST => {
                 let query: ListQuery = decode(&payload)?;
+                kit::listing::refuse_unknown_filters(&query, &[])?;
                 to_json(&self.store.list(&query).await?)
             }
             action::UPDATE => {
