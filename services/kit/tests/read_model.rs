@@ -1,0 +1,216 @@
+//! The read-model runner against a real nats-server: events are applied once, in a transaction
+//! with the consumer position, and `CatchUp` waits for what the stream holds now.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use chrono::Utc;
+use kit::EventPublisher;
+use kit::directory::{self, Applied, Directory};
+use kit::nats_server::TestNatsServer;
+use kit::outbox::OutboxRow;
+use kit::read_model::{Projection, ReadModel, Subscription};
+use serde_json::json;
+use shared_events::{Actor, Aggregate, EventEnvelope};
+use sqlx::{SqliteConnection, SqlitePool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SCHEMA: &str = "
+    CREATE TABLE read_model_position (consumer TEXT PRIMARY KEY, stream_sequence INTEGER NOT NULL);
+    CREATE TABLE directory_patients (id TEXT PRIMARY KEY, name TEXT NOT NULL, deleted INTEGER NOT NULL, version INTEGER NOT NULL);
+    CREATE TABLE directory_staff (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, deleted INTEGER NOT NULL, version INTEGER NOT NULL);
+    CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload TEXT NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE applied_log (event_id TEXT NOT NULL);
+";
+
+/// The directory, plus a log of every event it was handed (to count applications).
+struct CountingDirectory;
+
+impl Projection for CountingDirectory {
+    async fn apply(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &EventEnvelope,
+    ) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        sqlx::query("INSERT INTO applied_log (event_id) VALUES ($1)")
+            .bind(event.event_id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        directory::apply(conn, event).await?;
+        Ok(Vec::new())
+    }
+}
+
+fn patient_event(id: Uuid, version: i64, name: &str, deleted: bool) -> EventEnvelope {
+    let now = Utc::now();
+    EventEnvelope {
+        event_id: Uuid::now_v7(),
+        event_type: format!(
+            "patient.{}",
+            if deleted {
+                "deleted"
+            } else if version == 1 {
+                "created"
+            } else {
+                "updated"
+            }
+        ),
+        aggregate: Aggregate::Patient,
+        aggregate_id: id,
+        aggregate_version: version,
+        occurred_at: now,
+        actor: Actor::system(),
+        correlation_id: None,
+        data: json!({"id": id, "mrn": "0000000000", "name": name, "birth_date": "1990-01-01", "sex": "unknown",
+                     "phone": null, "email": null, "address": null, "version": version,
+                     "created_at": now, "updated_at": now, "deleted_at": if deleted { Some(now) } else { None }}),
+    }
+}
+
+async fn publish(js: &jetstream::Context, event: &EventEnvelope) -> u64 {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+    let payload = serde_json::to_vec(event).unwrap();
+    js.publish_with_headers(event.subject(), headers, payload.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence
+}
+
+async fn database() -> (tempfile::TempDir, SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = kit::config::sqlite_url_in(dir.path(), "read-model");
+    let pool = SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&pool).await.unwrap();
+    (dir, pool)
+}
+
+#[tokio::test]
+async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
+    let server = TestNatsServer::start().await;
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = kit::event_stream::provision(&client, 1).await;
+    let (_dir, pool) = database().await;
+
+    let ada = Uuid::now_v7();
+    let created = patient_event(ada, 1, "Ada", false);
+    publish(&js, &created).await;
+    // The same event delivered again (a new message id defeats the stream's de-duplication),
+    // and an older version after a newer one: neither may change the directory.
+    publish(&js, &patient_event(ada, 2, "Ada King", false)).await;
+    publish(&js, &created).await;
+    // An event of another aggregate: not in the subscription's subjects.
+    let other = EventEnvelope {
+        aggregate: Aggregate::Appointment,
+        event_type: "appointment.created".into(),
+        ..created.clone()
+    };
+    let last_appointment_seq = publish(&js, &other).await;
+
+    let publisher = EventPublisher::new(js.clone(), pool.clone());
+    let subscription = Subscription {
+        consumer: "test-read-model".into(),
+        subjects: directory::subjects(),
+    };
+    let read_model = ReadModel::new(
+        js.clone(),
+        pool.clone(),
+        Arc::new(CountingDirectory),
+        publisher,
+        subscription,
+    )
+    .await
+    .unwrap();
+    let catch_up = read_model.catch_up();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(read_model.run(shutdown.clone()));
+
+    assert!(catch_up.wait(Duration::from_secs(5)).await, "caught up");
+    assert!(
+        catch_up.applied() < last_appointment_seq,
+        "events outside the subjects are not waited for"
+    );
+    let directory = Directory::new(pool.clone(), catch_up.clone());
+    let known = directory.patient(ada).await.unwrap().unwrap();
+    assert_eq!(
+        (known.name.as_str(), known.version, known.deleted),
+        ("Ada King", 2, false)
+    );
+    let handed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(handed, 3, "each stream message reaches the projection once");
+
+    // Read-your-writes: an event published just now is visible through the directory at once.
+    let grace = Uuid::now_v7();
+    publish(&js, &patient_event(grace, 1, "Grace", false)).await;
+    assert_eq!(
+        directory.patient(grace).await.unwrap().unwrap().name,
+        "Grace"
+    );
+    // An id nobody ever created is unknown after the bounded wait.
+    assert!(directory.patient(Uuid::now_v7()).await.unwrap().is_none());
+
+    // After a restart the stored position means nothing is applied twice.
+    shutdown.cancel();
+    running.await.unwrap();
+    let publisher = EventPublisher::new(js.clone(), pool.clone());
+    let subscription = Subscription {
+        consumer: "test-read-model".into(),
+        subjects: directory::subjects(),
+    };
+    let again = ReadModel::new(
+        js.clone(),
+        pool.clone(),
+        Arc::new(CountingDirectory),
+        publisher,
+        subscription,
+    )
+    .await
+    .unwrap();
+    let catch_up = again.catch_up();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(again.run(shutdown.clone()));
+    publish(&js, &patient_event(grace, 2, "Grace Hopper", true)).await;
+    assert!(catch_up.wait(Duration::from_secs(5)).await);
+    let handed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(handed, 5);
+    assert!(directory.patient_now(grace).await.unwrap().unwrap().deleted);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn applying_the_same_event_twice_changes_nothing() {
+    let (_dir, pool) = database().await;
+    let id = Uuid::now_v7();
+    let event = patient_event(id, 1, "Ada", false);
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(
+        directory::apply(&mut conn, &event).await.unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        directory::apply(&mut conn, &event).await.unwrap(),
+        Applied::Skipped
+    );
+    assert_eq!(
+        directory::apply(&mut conn, &patient_event(id, 2, "Ada K", true))
+            .await
+            .unwrap(),
+        Applied::Changed
+    );
+    assert_eq!(
+        directory::apply(&mut conn, &event).await.unwrap(),
+        Applied::Skipped,
+        "an older version is ignored"
+    );
+}
