@@ -48,6 +48,12 @@ pub const COMPONENTS: &[Runnable] = &[
     Runnable::of::<staff_service::StaffService>(Kind::Service {
         database_var: "DATABASE_URL_STAFF",
     }),
+    Runnable::of::<appointment_service::AppointmentService>(Kind::Service {
+        database_var: "DATABASE_URL_APPOINTMENT",
+    }),
+    Runnable::of::<record_service::RecordService>(Kind::Service {
+        database_var: "DATABASE_URL_RECORD",
+    }),
     Runnable::of::<gateway::Gateway>(Kind::Gateway),
 ];
 
@@ -79,5 +85,34 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), COMPONENTS.len());
+    }
+
+    #[test]
+    fn serve_accepts_every_component_by_name() {
+        let command = clap::Command::new("serve")
+            .arg(clap::Arg::new("component").value_parser(names_parser()));
+        for name in ["patient", "staff", "appointment", "record", "gateway"] {
+            let matches = command.clone().try_get_matches_from(["serve", name]);
+            assert!(matches.is_ok(), "{name}");
+        }
+        assert!(command.try_get_matches_from(["serve", "pharmacy"]).is_err());
+    }
+
+    #[test]
+    fn every_service_the_gateway_requires_is_a_component_with_its_own_database() {
+        for service in gateway::routes::health::required_services() {
+            let component = COMPONENTS.iter().find(|c| c.name == service);
+            let Some(Runnable {
+                kind: Kind::Service { database_var },
+                ..
+            }) = component
+            else {
+                panic!("no service component named {service}");
+            };
+            assert_eq!(
+                *database_var,
+                format!("DATABASE_URL_{}", service.to_ascii_uppercase())
+            );
+        }
     }
 }

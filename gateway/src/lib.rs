@@ -8,7 +8,9 @@
 //!
 //! - [`request`]: the middleware around everything: request id, one log line, common headers.
 //! - [`routes`]: the router ([`app`]); [`routes::resources`] writes the CRUD routes of every
-//!   resource once; [`routes::health`] has `/health` and `/ready`.
+//!   resource once, [`routes::nested`] the routes below an item (a patient's appointments, a
+//!   record's history); [`routes::paging`] reads list queries and filters; [`routes::health`]
+//!   has `/health` and `/ready`.
 //! - [`auth`]: tokens ([`auth::jwt`]), login, the [`auth::Caller`] extractor that makes a route
 //!   require a token, and the one permission check.
 //! - [`extract`]: the JSON-object body, the path id, `If-Match`.

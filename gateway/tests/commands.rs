@@ -29,9 +29,26 @@ async fn ready_reports_every_check_once_the_services_answer() {
         json!({
             "status": "ready",
             "nats": "connected",
-            "services": {"patient": "up", "staff": "up"},
+            "services": {"patient": "up", "staff": "up", "appointment": "up", "record": "up"},
         })
     );
+}
+
+#[tokio::test]
+async fn ready_is_503_while_any_one_service_is_missing() {
+    for missing in support::ALL_SERVICES {
+        let gateway = TestGateway::without(missing).await;
+        let reply = gateway.send(get("/ready")).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{missing}");
+        let ready = reply.json();
+        assert_eq!(ready["status"], "not_ready");
+        let services = ready["services"].as_object().unwrap();
+        assert_eq!(services.len(), 4, "{ready}");
+        for (name, state) in services {
+            let expected = if name == missing { "down" } else { "up" };
+            assert_eq!(state, expected, "{name} while {missing} is missing");
+        }
+    }
 }
 
 #[tokio::test]

@@ -34,7 +34,12 @@ async fn ready_is_503_and_names_the_missing_services() {
         json!({
             "status": "not_ready",
             "nats": "connected",
-            "services": {"patient": "down", "staff": "down"},
+            "services": {
+                "patient": "down",
+                "staff": "down",
+                "appointment": "down",
+                "record": "down",
+            },
         })
     );
 }
@@ -210,6 +215,20 @@ async fn an_id_that_is_not_a_uuid_is_404_without_asking_a_service() {
         .send(authorized("GET", "/api/staff/not-an-id", &token, None))
         .await;
     assert_eq!(reply.problem(404)["detail"], "staff member not found");
+    for (path, detail) in [
+        ("/api/appointments/42", "appointment not found"),
+        ("/api/records/42", "medical record not found"),
+        ("/api/patients/42/appointments", "patient not found"),
+        (
+            "/api/staff/x/appointments?date=2025-01-02",
+            "staff member not found",
+        ),
+        ("/api/patients/42/records", "patient not found"),
+        ("/api/records/42/history", "medical record not found"),
+    ] {
+        let reply = gateway.send(authorized("GET", path, &token, None)).await;
+        assert_eq!(reply.problem(404)["detail"], detail, "{path}");
+    }
 }
 
 #[tokio::test]
@@ -239,18 +258,57 @@ async fn a_routed_call_without_services_is_503_at_once() {
 
 #[tokio::test]
 async fn bad_list_parameters_are_400() {
+    // With no service running, a routed call would be a 503: a 400 proves no call was made.
     let gateway = TestGateway::without_services().await;
     let token = gateway.token(StaffRole::Nurse);
-    for query in ["limit=0", "limit=ten", "after=yesterday"] {
-        let reply = gateway
-            .send(authorized(
-                "GET",
-                &format!("/api/patients?{query}"),
-                &token,
-                None,
-            ))
-            .await;
-        reply.problem(400);
+    let too_many: Vec<String> = (0..17).map(|i| format!("f{i}=x")).collect();
+    let long_name = format!("{}=x", "n".repeat(65));
+    let long_value = format!("status={}", "v".repeat(257));
+    for query in [
+        "limit=0",
+        "limit=ten",
+        "after=yesterday",
+        "status=booked&status=cancelled",
+        "q=a&q=b",
+        "status=",
+        "status",
+        "=x",
+        &too_many.join("&"),
+        &long_name,
+        &long_value,
+    ] {
+        for path in [
+            "/api/patients",
+            "/api/appointments",
+            "/api/records",
+            "/api/patients/0190f6a4-7c1e-7b3a-9c4d-2e5f6a7b8c9d/appointments",
+        ] {
+            let reply = gateway
+                .send(authorized("GET", &format!("{path}?{query}"), &token, None))
+                .await;
+            reply.problem(400);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nested_list_refuses_the_filter_its_path_gives() {
+    let gateway = TestGateway::without_services().await;
+    let token = gateway.token(StaffRole::Doctor);
+    let id = Uuid::now_v7();
+    for path in [
+        format!("/api/patients/{id}/appointments?patient_id={id}"),
+        format!("/api/patients/{id}/records?patient_id={id}"),
+        format!("/api/staff/{id}/appointments?doctor_id={id}&date=2025-01-02"),
+    ] {
+        let problem = gateway
+            .send(authorized("GET", &path, &token, None))
+            .await
+            .problem(400);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("_id"),
+            "{problem}"
+        );
     }
 }
 

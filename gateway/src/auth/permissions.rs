@@ -12,6 +12,8 @@ pub enum Action {
     Create,
     Update,
     Delete,
+    /// Every version of an item (a medical record's amendments).
+    History,
 }
 
 impl Action {
@@ -24,6 +26,7 @@ impl Action {
             Action::Create => action::CREATE,
             Action::Update => action::UPDATE,
             Action::Delete => action::DELETE,
+            Action::History => action::HISTORY,
         }
     }
 }

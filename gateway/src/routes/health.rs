@@ -10,13 +10,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
-use shared_events::subjects::service;
 use std::collections::BTreeMap;
 
+use super::resources;
 use crate::state::AppState;
 
-/// The services the gateway cannot serve without (the staff service also answers logins).
-pub const REQUIRED_SERVICES: &[&str] = &[service::PATIENT, service::STAFF];
+/// The services the gateway cannot serve without: every service that owns a routed resource
+/// (the staff service also answers logins), so a new resource cannot be forgotten here.
+pub fn required_services() -> Vec<&'static str> {
+    resources::services()
+}
 
 /// How long a service may take to answer its ping before it counts as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
@@ -37,16 +40,17 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let nats = state.nats();
     let connection = nats.connection_state();
     let connected = connection == ConnectionState::Connected;
+    let required = required_services();
     let mut services = BTreeMap::new();
     if connected {
-        let pings = REQUIRED_SERVICES.iter().map(|&name| async move {
+        let pings = required.iter().map(|&name| async move {
             let up = ping(nats, name).await;
             (name, if up { "up" } else { "down" })
         });
         services.extend(futures::future::join_all(pings).await);
     } else {
         // No point asking over a link that is down: each would only wait out its timeout.
-        services.extend(REQUIRED_SERVICES.iter().map(|&name| (name, "unknown")));
+        services.extend(required.iter().map(|&name| (name, "unknown")));
     }
     let all_up = connected && services.values().all(|&s| s == "up");
     let readiness = Readiness {
@@ -80,5 +84,18 @@ async fn ping(nats: &async_nats::Client, name: &str) -> bool {
             tracing::debug!(service = name, %error, "service did not answer its ping");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_that_owns_a_resource_is_required_once() {
+        assert_eq!(
+            required_services(),
+            ["patient", "staff", "appointment", "record"]
+        );
     }
 }

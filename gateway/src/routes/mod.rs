@@ -1,12 +1,15 @@
 //! The router: every route of the gateway, and what answers when none matches.
 //!
 //! - [`resources`]: the `/api/<resource>` CRUD routes, written once for every service.
+//! - [`nested`]: the routes below an item (`/api/patients/{id}/appointments`, a record's
+//!   history), each a command to the service that owns the answer.
 //! - [`paging`]: list queries and the `Link` header of the next page.
 //! - [`health`]: `/health` and `/ready`.
 //!
 //! `/auth/login` lives in [`crate::auth::login`], the static files in [`crate::frontend`].
 
 pub mod health;
+pub mod nested;
 pub mod paging;
 pub mod resources;
 

@@ -8,10 +8,14 @@
 //! | `PUT    /api/<path>/{id}`    | `hospital.<service>.update`    | 200, `ETag` (`If-Match`)     |
 //! | `DELETE /api/<path>/{id}`    | `hospital.<service>.delete`    | 204 (`If-Match`)             |
 //!
-//! A new resource (appointments, records) is one more entry in [`RESOURCES`].
+//! A list's query parameters other than `q`, `limit` and `after` are the owning service's
+//! filters, passed on as sent ([`paging::list_query`]); the service refuses ones it does not know.
+//!
+//! A new resource is one more entry in [`RESOURCES`]; `/ready` then waits for its service too.
+//! The routes below a resource's item (`/api/patients/{id}/appointments`,
+//! `/api/records/{id}/history`) are in [`super::nested`].
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -20,9 +24,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use shared_events::subjects::service;
-use shared_events::{Create, Delete, GetById, Page, Update};
+use shared_events::{Create, Delete, GetById, ListQuery, Page, Update};
 
-use super::paging::{self, ListParams};
+use super::paging;
 use crate::auth::{Action, authorize};
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId, entity_id, etag_of, expected_version};
@@ -40,25 +44,53 @@ pub struct Resource {
     pub noun: &'static str,
 }
 
-/// Every resource the gateway routes.
-pub static RESOURCES: [Resource; 2] = [
-    Resource {
-        service: service::PATIENT,
-        path: "patients",
-        noun: "patient",
-    },
-    Resource {
-        service: service::STAFF,
-        path: "staff",
-        noun: "staff member",
-    },
-];
+pub const PATIENTS: Resource = Resource {
+    service: service::PATIENT,
+    path: "patients",
+    noun: "patient",
+};
 
-/// The routes of every resource in [`RESOURCES`].
+pub const STAFF: Resource = Resource {
+    service: service::STAFF,
+    path: "staff",
+    noun: "staff member",
+};
+
+pub const APPOINTMENTS: Resource = Resource {
+    service: service::APPOINTMENT,
+    path: "appointments",
+    noun: "appointment",
+};
+
+pub const RECORDS: Resource = Resource {
+    service: service::RECORD,
+    path: "records",
+    noun: "medical record",
+};
+
+/// Every resource the gateway routes.
+pub static RESOURCES: [Resource; 4] = [PATIENTS, STAFF, APPOINTMENTS, RECORDS];
+
+/// The services that own the resources, each once, in [`RESOURCES`] order: the ones `/ready`
+/// requires.
+pub fn services() -> Vec<&'static str> {
+    let mut services: Vec<&'static str> = Vec::with_capacity(RESOURCES.len());
+    for resource in &RESOURCES {
+        if !services.contains(&resource.service) {
+            services.push(resource.service);
+        }
+    }
+    services
+}
+
+/// The routes of every resource in [`RESOURCES`], and those below their items.
 pub fn router() -> Router<AppState> {
-    RESOURCES.iter().fold(Router::new(), |routes, resource| {
-        routes.merge(routes_of(resource))
-    })
+    RESOURCES
+        .iter()
+        .fold(Router::new(), |routes, resource| {
+            routes.merge(routes_of(resource))
+        })
+        .merge(super::nested::router())
 }
 
 /// The five routes of one resource.
@@ -71,8 +103,8 @@ fn routes_of(resource: &'static Resource) -> Router<AppState> {
             get(
                 move |State(state): State<AppState>,
                       context: CommandContext,
-                      params: Result<Query<ListParams>, QueryRejection>| {
-                    list(resource, state, context, params)
+                      RawQuery(query): RawQuery| {
+                    list(resource, state, context, query)
                 },
             )
             .post(
@@ -114,15 +146,28 @@ async fn list(
     resource: &'static Resource,
     state: AppState,
     context: CommandContext,
-    params: Result<Query<ListParams>, QueryRejection>,
+    raw_query: Option<String>,
 ) -> Result<Response, ApiError> {
-    let query = paging::list_query(params)?;
-    let reply = dispatch(&state, &context, resource, Action::List, &query).await?;
+    let query = paging::list_query(raw_query.as_deref())?;
+    list_page(&state, &context, resource, resource.path, &query, &query).await
+}
+
+/// Sends `command` to the resource's `list` and answers the page: the array of items, with a
+/// `Link` to `/api/<link_path>` and the client's own `query` one page further.
+pub(super) async fn list_page(
+    state: &AppState,
+    context: &CommandContext,
+    resource: &Resource,
+    link_path: &str,
+    query: &ListQuery,
+    command: &ListQuery,
+) -> Result<Response, ApiError> {
+    let reply = dispatch(state, context, resource, Action::List, command).await?;
     let page: Page<Value> = decode_reply(resource.service, &reply)?;
     let mut headers = HeaderMap::new();
     if let Some(link) = page
         .next_after
-        .and_then(|after| paging::next_link(resource.path, &query, after))
+        .and_then(|after| paging::next_link(link_path, query, after))
     {
         headers.insert(header::LINK, link);
     }
@@ -199,7 +244,7 @@ async fn delete(
 }
 
 /// Every command of every resource goes through here: the permission check, then the request.
-async fn dispatch<T: Serialize>(
+pub(super) async fn dispatch<T: Serialize>(
     state: &AppState,
     context: &CommandContext,
     resource: &Resource,

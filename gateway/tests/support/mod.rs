@@ -18,6 +18,7 @@ use kit::nats::NatsConfig;
 use kit::nats_server::TestNatsServer;
 use serde_json::{Value, json};
 use shared_events::staff::StaffRole;
+use shared_events::subjects::service;
 use shared_events::{Authenticated, ErrorCode, ServiceError};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -36,6 +37,17 @@ pub const NEXT: Uuid = Uuid::from_u128(0x7e57);
 pub const USERNAME: &str = "admin";
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ADMIN_ID: Uuid = Uuid::from_u128(0xad);
+
+/// Every service the gateway routes to, as `/ready` lists them.
+pub const ALL_SERVICES: [&str; 4] = [
+    service::PATIENT,
+    service::STAFF,
+    service::APPOINTMENT,
+    service::RECORD,
+];
+
+/// The filter every stand-in refuses as unknown, as a real service would.
+pub const UNKNOWN_FILTER: &str = "bogus";
 
 pub struct TestGateway {
     pub state: AppState,
@@ -73,13 +85,29 @@ impl TestGateway {
         Self::start(false, Duration::from_secs(5)).await
     }
 
-    /// A gateway with the stand-in patient and staff services; requests time out after
+    /// A gateway with the stand-ins of all four services; requests time out after
     /// `request_timeout`.
     pub async fn with_services(request_timeout: Duration) -> Self {
         Self::start(true, request_timeout).await
     }
 
     async fn start(services: bool, request_timeout: Duration) -> Self {
+        let running: &[&str] = if services { &ALL_SERVICES } else { &[] };
+        Self::start_only(running, request_timeout).await
+    }
+
+    /// A gateway with the stand-ins of every service but `missing`; returns once the others
+    /// answer (so `/ready` is 503 only for want of `missing`).
+    pub async fn without(missing: &str) -> Self {
+        let running: Vec<&str> = ALL_SERVICES
+            .iter()
+            .copied()
+            .filter(|&name| name != missing)
+            .collect();
+        Self::start_only(&running, Duration::from_secs(5)).await
+    }
+
+    async fn start_only(running: &[&str], request_timeout: Duration) -> Self {
         let nats = TestNatsServer::start().await;
         let config = config(nats.url(), request_timeout);
         let client = kit::nats::connect(&config.nats, "gateway-test")
@@ -91,27 +119,43 @@ impl TestGateway {
             services: CancellationToken::new(),
             _nats: nats,
         };
-        if services {
-            gateway.start_services(&config).await;
+        if !running.is_empty() {
+            gateway.start_services(&config, running).await;
         }
         gateway
     }
 
-    async fn start_services(&self, config: &Config) {
-        let patients = ServiceSpec {
-            name: "patient",
-            description: "stand-in patient service",
-            version: "0.1.0",
-            actions: &["list", "get", "create", "update", "delete"],
-        };
-        let staff = ServiceSpec {
-            name: "staff",
-            description: "stand-in staff service",
-            version: "0.1.0",
-            actions: &["authenticate"],
-        };
-        for (spec, handler) in [(patients, StandIn::Patients), (staff, StandIn::Staff)] {
-            let client = kit::nats::connect(&config.nats, spec.name).await.unwrap();
+    async fn start_services(&self, config: &Config, running: &[&str]) {
+        const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
+        let stand_ins = [
+            (
+                service::PATIENT,
+                CRUD,
+                StandIn::Echo(service::PATIENT, "patient"),
+            ),
+            (service::STAFF, &["authenticate"][..], StandIn::Staff),
+            (
+                service::APPOINTMENT,
+                CRUD,
+                StandIn::Echo(service::APPOINTMENT, "appointment"),
+            ),
+            (
+                service::RECORD,
+                &["list", "get", "create", "update", "delete", "history"][..],
+                StandIn::Echo(service::RECORD, "medical record"),
+            ),
+        ];
+        for (name, actions, handler) in stand_ins {
+            if !running.contains(&name) {
+                continue;
+            }
+            let spec = ServiceSpec {
+                name,
+                description: "stand-in service",
+                version: "0.1.0",
+                actions,
+            };
+            let client = kit::nats::connect(&config.nats, name).await.unwrap();
             tokio::spawn(serve_commands(
                 client,
                 spec,
@@ -119,11 +163,12 @@ impl TestGateway {
                 self.services.clone(),
             ));
         }
-        // Ready once both answer their service-API ping.
+        // Ready once each started one answers its service-API ping.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let reply = self.send(get("/ready")).await;
-            if reply.status == StatusCode::OK {
+            let ready = reply.json();
+            if running.iter().all(|&name| ready["services"][name] == "up") {
                 break;
             }
             assert!(
@@ -235,7 +280,9 @@ pub fn json_post(uri: &str, body: &str) -> Request<Body> {
 
 /// The stand-in services: each answers with what it received, so tests can check it.
 enum StandIn {
-    Patients,
+    /// An owning service (patient, appointment, record): its name and its noun.
+    Echo(&'static str, &'static str),
+    /// Logins only.
     Staff,
 }
 
@@ -248,18 +295,21 @@ impl CommandHandler for StandIn {
     ) -> Result<Value, ServiceError> {
         let body: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
         match self {
-            StandIn::Patients => patients(action, context, body).await,
+            StandIn::Echo(name, noun) => echo(name, noun, action, context, body).await,
             StandIn::Staff => staff(body),
         }
     }
 }
 
-async fn patients(
+async fn echo(
+    name: &str,
+    noun: &str,
     action: &str,
     context: RequestContext,
     body: Value,
 ) -> Result<Value, ServiceError> {
     let seen = json!({
+        "service": name,
         "action": action,
         "command": body,
         "actor_id": context.actor.id,
@@ -269,6 +319,9 @@ async fn patients(
     });
     let id = body["id"].as_str().and_then(|id| Uuid::parse_str(id).ok());
     match (action, id) {
+        ("list", _) if body["filters"].get(UNKNOWN_FILTER).is_some() => Err(
+            ServiceError::bad_request(format!("unknown filter: {UNKNOWN_FILTER}")),
+        ),
         ("list", _) => {
             let next_after = if body["q"] == "last page" {
                 None
@@ -281,7 +334,7 @@ async fn patients(
             Err(ServiceError::invalid_field("name", "is required"))
         }
         ("create", _) => Ok(json!({"id": Uuid::now_v7(), "version": 1, "seen": seen})),
-        (_, Some(MISSING)) => Err(ServiceError::not_found("patient")),
+        (_, Some(MISSING)) => Err(ServiceError::not_found(noun)),
         (_, Some(BROKEN)) => Err(ServiceError::new(
             ErrorCode::Internal,
             "sqlite: disk I/O error in /var/lib/hospital/patient.db",
@@ -294,6 +347,10 @@ async fn patients(
             Err(ServiceError::precondition_failed(3))
         }
         ("update", Some(id)) => Ok(json!({"id": id, "version": 4, "seen": seen})),
+        ("history", Some(id)) => Ok(json!([
+            {"version": 1, "change": "created", "record": {"id": id, "version": 1}},
+            {"version": 2, "change": "amended", "record": {"id": id, "version": 2}, "seen": seen},
+        ])),
         (_, Some(id)) => Ok(json!({"id": id, "version": 3, "seen": seen})),
         (_, None) => Err(ServiceError::bad_request("no id")),
     }
