@@ -1,73 +1,22 @@
-//! The appointment service (being built). Public API fixed for the CLI and the tests:
-//! [`Config`] and [`AppointmentService`], a [`kit::runtime::Component`].
+//! The appointment service: owns appointments in its own database, validates them against its
+//! own read-model of patients and staff, and publishes every change to `HOSPITAL_EVENTS`.
+//!
+//! - [`domain`]: reading bookings and changes, the status lifecycle, rescheduling, cancelling
+//!   and the double-booking rule. Pure functions; table-driven tests.
+//! - [`filters`]: the list's filters (patient, doctor, status, from/to, day).
+//! - [`store`]: the SQLite tables; every change and its event (outbox row) in one immediate
+//!   transaction, with the double-booking check inside it and an overlap trigger beneath it.
+//! - [`read_model`]: the directory of patients and staff fed from their events, cancelling the
+//!   future bookings of a deleted patient or doctor.
+//! - [`commands`]: the NATS command handlers: decode, check people, decide, store, publish, reply.
+//! - [`startup`]: configuration and the [`AppointmentService`] component
+//!   (`hospital serve appointment`).
 
-use std::fmt;
-use std::time::Duration;
+pub mod commands;
+pub mod domain;
+pub mod filters;
+pub mod read_model;
+pub mod startup;
+pub mod store;
 
-use kit::config::{self, ConfigError, write_setting};
-use kit::nats::NatsConfig;
-use kit::runtime::{BoxError, Component};
-use shared_events::subjects::service;
-use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub nats: NatsConfig,
-    /// `DATABASE_URL_APPOINTMENT`; default `sqlite://<data dir>/appointment.db`.
-    pub database_url: String,
-    pub stream_replicas: usize,
-    pub outbox_interval: Duration,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            nats: NatsConfig::from_env()?,
-            database_url: config::database_url("DATABASE_URL_APPOINTMENT", service::APPOINTMENT),
-            stream_replicas: kit::event_stream::replicas_from_env()?,
-            outbox_interval: config::millis_or(
-                "HOSPITAL_OUTBOX_INTERVAL_MS",
-                Duration::from_secs(2),
-            )?,
-        })
-    }
-}
-
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.nats)?;
-        write_setting(
-            f,
-            "DATABASE_URL_APPOINTMENT",
-            config::mask_url(&self.database_url),
-        )?;
-        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
-        write_setting(
-            f,
-            "HOSPITAL_OUTBOX_INTERVAL_MS",
-            self.outbox_interval.as_millis(),
-        )
-    }
-}
-
-pub struct AppointmentService {
-    _config: Config,
-}
-
-impl Component for AppointmentService {
-    type Config = Config;
-    const NAME: &'static str = service::APPOINTMENT;
-
-    fn config_from_env() -> Result<Config, ConfigError> {
-        Config::from_env()
-    }
-
-    async fn build(config: Config) -> Result<Self, BoxError> {
-        Ok(AppointmentService { _config: config })
-    }
-
-    async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        shutdown.cancelled().await;
-        Ok(())
-    }
-}
+pub use startup::{AppointmentService, Config};

@@ -1,0 +1,73 @@
+//! The appointment service's read-model of patients and staff (DESIGN.md, "Reads across
+//! services"), and the cascade it drives: when a patient or a doctor is deleted, their future
+//! booked appointments are cancelled, each with its own `cancelled` event.
+//!
+//! The runner (`kit::read_model::ReadModel`) hands each patient or staff event to
+//! [`PeopleProjection::apply`] inside one transaction that also stores the consumer position,
+//! so the directory row, the cancellations, their outbox rows and the position commit together.
+
+use kit::RequestContext;
+use kit::directory::{self, Applied};
+use kit::events::now;
+use kit::outbox::OutboxRow;
+use kit::read_model::{Projection, Subscription};
+use shared_events::{Actor, Aggregate, EventEnvelope};
+use sqlx::SqliteConnection;
+
+use crate::domain::{self, DOCTOR_DELETED, PATIENT_DELETED};
+use crate::store::{self, Party};
+
+/// The durable consumer of the appointment service: one per service, never one per instance.
+pub const CONSUMER: &str = "appointment-read-model";
+
+/// What the read-model consumes: every patient and staff event.
+pub fn subscription() -> Subscription {
+    Subscription {
+        consumer: CONSUMER.to_owned(),
+        subjects: directory::subjects(),
+    }
+}
+
+/// The directory of patients and staff, cancelling the future bookings of those deleted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeopleProjection;
+
+impl Projection for PeopleProjection {
+    async fn apply(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &EventEnvelope,
+    ) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        // A redelivered or older event changes nothing, so it cancels nothing either.
+        if directory::apply(conn, event).await? != Applied::Changed || event.verb() != "deleted" {
+            return Ok(Vec::new());
+        }
+        let (party, reason) = match event.aggregate {
+            Aggregate::Patient => (Party::Patient, PATIENT_DELETED),
+            Aggregate::Staff => (Party::Doctor, DOCTOR_DELETED),
+            Aggregate::Appointment | Aggregate::Record => return Ok(Vec::new()),
+        };
+        // The system acts, and the delete event is what caused it.
+        let context = RequestContext {
+            actor: Actor::system(),
+            request_id: Some(event.event_id.to_string()),
+            idempotency_key: None,
+        };
+        let at = now();
+        let mut caused = Vec::new();
+        for booking in store::future_bookings(conn, party, event.aggregate_id, at).await? {
+            if let Ok(Some(revision)) = domain::cancel(&booking, None, Some(reason), at) {
+                caused.push(store::record_revision(conn, &revision, &context).await?);
+            }
+        }
+        if !caused.is_empty() {
+            tracing::info!(
+                cancelled = caused.len(),
+                aggregate = event.aggregate.as_str(),
+                id = %event.aggregate_id,
+                "cancelled the future bookings of a deleted person"
+            );
+        }
+        Ok(caused)
+    }
+}

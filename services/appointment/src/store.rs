@@ -1,0 +1,341 @@
+//! The appointment service's tables (SQLite). Every change writes the appointment row and its
+//! event (the outbox row) in one immediate transaction. A change that claims a slot first checks,
+//! in that same transaction, that the people are still there and that no active appointment of
+//! the doctor or the patient overlaps it; a trigger in the schema refuses any write that slips
+//! past, so no two concurrent bookings can both take a slot.
+
+use kit::RequestContext;
+use kit::directory::{KnownPatient, KnownStaff};
+use kit::events::{format_timestamp, new_event, storage_failure};
+use kit::listing::into_page;
+use kit::outbox::{self, OutboxRow};
+use kit::sqlite::begin_write;
+use shared_events::appointment::Appointment;
+use shared_events::staff::StaffRole;
+use shared_events::{Aggregate, ListQuery, Page, ServiceError};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use crate::domain::{self, CREATED, Revision};
+use crate::filters::AppointmentFilter;
+
+mod rows;
+
+use rows::{AppointmentRow, COLUMNS, into_appointments, write_row};
+
+pub static MIGRATOR: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/appointment/sqlite");
+
+/// The message of the schema's overlap trigger (`RAISE(ABORT, 'appointment overlap')`).
+const OVERLAP_TRIGGER: &str = "appointment overlap";
+
+/// The appointment tables of one database. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct AppointmentStore {
+    pool: SqlitePool,
+}
+
+/// A committed change: the new state and the event to publish (none when nothing changed).
+pub struct Committed {
+    pub appointment: Appointment,
+    pub event: Option<OutboxRow>,
+}
+
+impl AppointmentStore {
+    pub fn new(pool: SqlitePool) -> Self {
+        AppointmentStore { pool }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Any appointment, cancelled ones included: they stay readable.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Appointment>, ServiceError> {
+        let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
+        let row: Option<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        row.map(AppointmentRow::into_appointment)
+            .transpose()
+            .map_err(storage_failure)
+    }
+
+    /// One page in start order (then id), continuing after the appointment `query.after`.
+    pub async fn list(
+        &self,
+        filter: &AppointmentFilter,
+        query: &ListQuery,
+    ) -> Result<Page<Appointment>, ServiceError> {
+        let mut sql =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM appointments WHERE 1 = 1"));
+        if let Some(after) = query.after {
+            let start_at: Option<String> =
+                sqlx::query_scalar("SELECT start_at FROM appointments WHERE id = $1")
+                    .bind(after.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(storage_failure)?;
+            let start_at = start_at.ok_or_else(|| {
+                ServiceError::bad_request("after must be an id from a previous page")
+            })?;
+            sql.push(" AND (start_at, id) > (")
+                .push_bind(start_at)
+                .push(", ")
+                .push_bind(after.to_string())
+                .push(")");
+        }
+        if let Some(patient_id) = filter.patient_id {
+            sql.push(" AND patient_id = ")
+                .push_bind(patient_id.to_string());
+        }
+        if let Some(doctor_id) = filter.doctor_id {
+            sql.push(" AND doctor_id = ")
+                .push_bind(doctor_id.to_string());
+        }
+        if let Some(status) = filter.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(from) = filter.from {
+            sql.push(" AND start_at >= ")
+                .push_bind(format_timestamp(from));
+        }
+        if let Some(to) = filter.to {
+            sql.push(" AND start_at < ").push_bind(format_timestamp(to));
+        }
+        sql.push(" ORDER BY start_at, id LIMIT ")
+            .push_bind(i64::from(query.effective_limit()) + 1);
+        let rows: Vec<AppointmentRow> = sql
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_failure)?;
+        Ok(into_page(into_appointments(rows)?, query, |a| a.id))
+    }
+
+    /// Books `appointment`: checks its people and its slot and inserts it with its `created`
+    /// event, all in one write transaction.
+    pub async fn book(
+        &self,
+        appointment: Appointment,
+        context: &RequestContext,
+    ) -> Result<Committed, ServiceError> {
+        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
+        check_people(&mut tx, &appointment).await?;
+        refuse_double_booking(&mut tx, &appointment).await?;
+        write_row(&mut tx, &appointment, true)
+            .await
+            .map_err(write_failure)?;
+        let event = async {
+            let row = append_event(&mut tx, &appointment, CREATED, context).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        }
+        .await
+        .map_err(storage_failure)?;
+        Ok(Committed {
+            appointment,
+            event: Some(event),
+        })
+    }
+
+    /// Loads an appointment, lets `decide` produce its next state (or `None` for no change),
+    /// and stores it with its event, all in one write transaction: concurrent changes to one
+    /// appointment are serialised and `If-Match` checks see the latest version.
+    pub async fn change(
+        &self,
+        id: Uuid,
+        context: &RequestContext,
+        decide: impl FnOnce(&Appointment) -> Result<Option<Revision>, ServiceError>,
+    ) -> Result<Committed, ServiceError> {
+        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
+        let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
+        let row: Option<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage_failure)?;
+        let current = row
+            .ok_or_else(|| ServiceError::not_found("appointment"))?
+            .into_appointment()
+            .map_err(storage_failure)?;
+        let Some(revision) = decide(&current)? else {
+            return Ok(Committed {
+                appointment: current,
+                event: None,
+            });
+        };
+        if revision.claims_slot {
+            check_people(&mut tx, &revision.appointment).await?;
+            refuse_double_booking(&mut tx, &revision.appointment).await?;
+        }
+        let event = record_revision(&mut tx, &revision, context)
+            .await
+            .map_err(write_failure)?;
+        tx.commit().await.map_err(storage_failure)?;
+        Ok(Committed {
+            appointment: revision.appointment,
+            event: Some(event),
+        })
+    }
+}
+
+/// Whose appointments a cascade looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Patient,
+    Doctor,
+}
+
+/// The booked appointments of a patient or a doctor that start after `after`, inside the
+/// caller's transaction.
+pub async fn future_bookings(
+    conn: &mut SqliteConnection,
+    party: Party,
+    person: Uuid,
+    after: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Appointment>, sqlx::Error> {
+    let column = match party {
+        Party::Patient => "patient_id",
+        Party::Doctor => "doctor_id",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM appointments
+         WHERE {column} = $1 AND status = 'booked' AND start_at > $2 ORDER BY start_at, id"
+    );
+    let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(person.to_string())
+        .bind(format_timestamp(after))
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|row| {
+            row.into_appointment()
+                .map_err(|e| sqlx::Error::Decode(e.into()))
+        })
+        .collect()
+}
+
+/// Writes a decided change and appends its event, inside the caller's transaction.
+pub async fn record_revision(
+    conn: &mut SqliteConnection,
+    revision: &Revision,
+    context: &RequestContext,
+) -> Result<OutboxRow, sqlx::Error> {
+    write_row(conn, &revision.appointment, false).await?;
+    append_event(conn, &revision.appointment, revision.verb, context).await
+}
+
+async fn append_event(
+    conn: &mut SqliteConnection,
+    appointment: &Appointment,
+    verb: &str,
+    context: &RequestContext,
+) -> Result<OutboxRow, sqlx::Error> {
+    let event = new_event(
+        Aggregate::Appointment,
+        appointment.id,
+        appointment.version,
+        verb,
+        context,
+        appointment.updated_at,
+        appointment,
+    );
+    outbox::append(conn, &event).await
+}
+
+/// The people of a slot-claiming change, as the directory holds them in this transaction: the
+/// read-model commits its changes (and cascades) under the same write lock, so a patient deleted
+/// a moment ago is seen here, or their cancellation cascade will see this booking.
+async fn check_people(
+    conn: &mut SqliteConnection,
+    appointment: &Appointment,
+) -> Result<(), ServiceError> {
+    let patient: Option<(String, bool, i64)> =
+        sqlx::query_as("SELECT name, deleted, version FROM directory_patients WHERE id = $1")
+            .bind(appointment.patient_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage_failure)?;
+    let doctor: Option<(String, String, bool, i64)> =
+        sqlx::query_as("SELECT name, role, deleted, version FROM directory_staff WHERE id = $1")
+            .bind(appointment.doctor_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage_failure)?;
+    let patient = patient.map(|(name, deleted, version)| KnownPatient {
+        id: appointment.patient_id,
+        name,
+        deleted,
+        version,
+    });
+    let doctor = doctor
+        .map(|(name, role, deleted, version)| {
+            let role =
+                StaffRole::parse(&role).ok_or_else(|| storage_failure(format!("role {role:?}")))?;
+            Ok::<_, ServiceError>(KnownStaff {
+                id: appointment.doctor_id,
+                name,
+                role,
+                deleted,
+                version,
+            })
+        })
+        .transpose()?;
+    let problems: Vec<_> = [
+        domain::patient_problem(patient.as_ref()),
+        domain::doctor_problem(doctor.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::validation(problems))
+    }
+}
+
+/// Refuses `candidate` when an active appointment of its doctor or patient overlaps it.
+async fn refuse_double_booking(
+    conn: &mut SqliteConnection,
+    candidate: &Appointment,
+) -> Result<(), ServiceError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM appointments
+         WHERE status IN ('booked', 'checked_in') AND id <> $1
+           AND (doctor_id = $2 OR patient_id = $3)
+           AND start_at < $4 AND end_at > $5
+         ORDER BY doctor_id = $2 DESC, start_at LIMIT 1"
+    );
+    let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(candidate.id.to_string())
+        .bind(candidate.doctor_id.to_string())
+        .bind(candidate.patient_id.to_string())
+        .bind(format_timestamp(candidate.end))
+        .bind(format_timestamp(candidate.start))
+        .fetch_all(conn)
+        .await
+        .map_err(storage_failure)?;
+    match into_appointments(rows)?
+        .iter()
+        .find_map(|existing| domain::double_booking(candidate, existing))
+    {
+        Some(conflict) => Err(conflict),
+        None => Ok(()),
+    }
+}
+
+/// A failed write: the overlap trigger is a double-booking (409), anything else is internal.
+fn write_failure(error: sqlx::Error) -> ServiceError {
+    match &error {
+        sqlx::Error::Database(e) if e.message().contains(OVERLAP_TRIGGER) => {
+            ServiceError::conflict(
+                "the appointment overlaps another active appointment of the doctor or the patient",
+            )
+        }
+        _ => storage_failure(error),
+    }
+}
