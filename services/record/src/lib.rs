@@ -1,73 +1,28 @@
-//! The record service (being built). Public API fixed for the CLI and the tests:
-//! [`Config`] and [`RecordService`], a [`kit::runtime::Component`].
+//! The record service: owns medical records (notes, diagnoses, vitals, prescriptions, allergies)
+//! in its own database, keeps every version of each, and publishes every change to
+//! `HOSPITAL_EVENTS`. It validates patients, authors and appointments against its own
+//! read-model of their events, never by calling another service.
+//!
+//! - [`diagnoses`], [`vitals`]: ICD-10 codes and vital-sign ranges. No I/O; table-driven tests.
+//! - [`details`]: a record's request body, validated, every bad field named.
+//! - [`domain`]: the pure decisions: writing, amending, entering in error, who may write,
+//!   which references are acceptable.
+//! - [`timeline`]: list filters and the newest-first keyset page of a patient's timeline.
+//! - [`read_model`]: the consumer of patient, staff and appointment events and the appointment
+//!   look-up that waits for it to catch up.
+//! - [`store`]: the SQLite tables; every change, its version and its event (outbox row) in one
+//!   transaction.
+//! - [`commands`]: the NATS command handlers: decode, check, decide, store, publish, reply.
+//! - [`startup`]: configuration and the [`RecordService`] component (`hospital serve record`).
 
-use std::fmt;
-use std::time::Duration;
+pub mod commands;
+pub mod details;
+pub mod diagnoses;
+pub mod domain;
+pub mod read_model;
+pub mod startup;
+pub mod store;
+pub mod timeline;
+pub mod vitals;
 
-use kit::config::{self, ConfigError, write_setting};
-use kit::nats::NatsConfig;
-use kit::runtime::{BoxError, Component};
-use shared_events::subjects::service;
-use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub nats: NatsConfig,
-    /// `DATABASE_URL_RECORD`; default `sqlite://<data dir>/record.db`.
-    pub database_url: String,
-    pub stream_replicas: usize,
-    pub outbox_interval: Duration,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            nats: NatsConfig::from_env()?,
-            database_url: config::database_url("DATABASE_URL_RECORD", service::RECORD),
-            stream_replicas: kit::event_stream::replicas_from_env()?,
-            outbox_interval: config::millis_or(
-                "HOSPITAL_OUTBOX_INTERVAL_MS",
-                Duration::from_secs(2),
-            )?,
-        })
-    }
-}
-
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.nats)?;
-        write_setting(
-            f,
-            "DATABASE_URL_RECORD",
-            config::mask_url(&self.database_url),
-        )?;
-        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
-        write_setting(
-            f,
-            "HOSPITAL_OUTBOX_INTERVAL_MS",
-            self.outbox_interval.as_millis(),
-        )
-    }
-}
-
-pub struct RecordService {
-    _config: Config,
-}
-
-impl Component for RecordService {
-    type Config = Config;
-    const NAME: &'static str = service::RECORD;
-
-    fn config_from_env() -> Result<Config, ConfigError> {
-        Config::from_env()
-    }
-
-    async fn build(config: Config) -> Result<Self, BoxError> {
-        Ok(RecordService { _config: config })
-    }
-
-    async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        shutdown.cancelled().await;
-        Ok(())
-    }
-}
+pub use startup::{Config, RecordService};

@@ -1,0 +1,130 @@
+//! What the record service knows of other services, built from `HOSPITAL_EVENTS` by one durable
+//! consumer (`record-read-model`): the patients and staff of [`kit::directory`], and the
+//! appointments a record may belong to. Applying is idempotent: a row changes only when the
+//! event's aggregate version is newer than the stored one.
+
+use serde::Deserialize;
+use shared_events::subjects::events_of;
+use shared_events::{Aggregate, EventEnvelope, ServiceError};
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use kit::directory::{self, CATCH_UP_PATIENCE};
+use kit::events::storage_failure;
+use kit::outbox::OutboxRow;
+use kit::read_model::{CatchUp, Projection, Subscription};
+
+/// The durable consumer's name: one per service, never one per instance.
+pub const CONSUMER: &str = "record-read-model";
+
+/// Patient and staff events for the directory, appointment events for [`KnownAppointment`]s.
+pub fn subscription() -> Subscription {
+    let mut subjects = directory::subjects();
+    subjects.push(events_of(Aggregate::Appointment));
+    Subscription {
+        consumer: CONSUMER.to_owned(),
+        subjects,
+    }
+}
+
+/// Applies the events of [`subscription`] to the read-model tables.
+pub struct RecordReadModel;
+
+impl Projection for RecordReadModel {
+    async fn apply(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &EventEnvelope,
+    ) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        match event.aggregate {
+            Aggregate::Patient | Aggregate::Staff => {
+                directory::apply(conn, event).await?;
+            }
+            Aggregate::Appointment => apply_appointment(conn, event).await?,
+            Aggregate::Record => {}
+        }
+        // Records are kept whatever happens to their patient: nothing cascades from here.
+        Ok(Vec::new())
+    }
+}
+
+/// The part of an appointment event a record needs.
+#[derive(Deserialize)]
+struct AppointmentReference {
+    patient_id: Uuid,
+    status: String,
+}
+
+async fn apply_appointment(
+    conn: &mut SqliteConnection,
+    event: &EventEnvelope,
+) -> Result<(), sqlx::Error> {
+    let Ok(appointment) = serde_json::from_value::<AppointmentReference>(event.data.clone()) else {
+        tracing::error!(event_id = %event.event_id, "appointment event without an appointment");
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO known_appointments (id, patient_id, status, version) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET patient_id = excluded.patient_id, status = excluded.status,
+                                        version = excluded.version
+         WHERE excluded.version > known_appointments.version",
+    )
+    .bind(event.aggregate_id.to_string())
+    .bind(appointment.patient_id.to_string())
+    .bind(appointment.status)
+    .bind(event.aggregate_version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What the read-model knows of an appointment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownAppointment {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub status: String,
+    pub version: i64,
+}
+
+/// Looks appointments up, waiting for the read-model to catch up when an id is not known yet
+/// (a record written right after its appointment was booked).
+#[derive(Clone)]
+pub struct KnownAppointments {
+    pool: SqlitePool,
+    catch_up: CatchUp,
+}
+
+impl KnownAppointments {
+    pub fn new(pool: SqlitePool, catch_up: CatchUp) -> Self {
+        KnownAppointments { pool, catch_up }
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<KnownAppointment>, ServiceError> {
+        if let Some(known) = self.get_now(id).await? {
+            return Ok(Some(known));
+        }
+        self.catch_up.wait(CATCH_UP_PATIENCE).await;
+        self.get_now(id).await
+    }
+
+    /// What the read-model holds right now, without waiting.
+    pub async fn get_now(&self, id: Uuid) -> Result<Option<KnownAppointment>, ServiceError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT patient_id, status, version FROM known_appointments WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage_failure)?;
+        row.map(|(patient_id, status, version)| {
+            Ok(KnownAppointment {
+                id,
+                patient_id: patient_id.parse().map_err(storage_failure)?,
+                status,
+                version,
+            })
+        })
+        .transpose()
+    }
+}
