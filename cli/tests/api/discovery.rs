@@ -25,7 +25,7 @@ async fn srv_ping_and_info_list_every_service_and_its_endpoints() {
     }
     let mut names: Vec<&str> = infos.iter().map(|i| i["name"].as_str().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["patient", "staff"]);
+    assert_eq!(names, ["appointment", "patient", "record", "staff"]);
     let patient = infos.iter().find(|i| i["name"] == "patient").unwrap();
     let subjects: Vec<&str> = patient["endpoints"]
         .as_array()

@@ -175,7 +175,6 @@ fn run<C: Component + 'static>(component: C, shutdown: CancellationToken) -> Joi
 impl TestApp {
     /// Runs one more component (a second instance, or one restarted after a test stopped it)
     /// until the returned token is cancelled or the app is dropped.
-    #[allow(dead_code)] // used by the read-model catch-up tests being written
     pub fn run_component<C: Component + 'static>(&self, component: C) -> CancellationToken {
         let token = self.shutdown.child_token();
         run(component, token.clone());

@@ -2,6 +2,7 @@
 //! the real services on fresh SQLite databases, the real gateway over HTTP. One test binary,
 //! one module per capability; `helpers` holds `spawn_app()`.
 
+mod appointments;
 mod auth;
 mod discovery;
 mod errors;
@@ -9,4 +10,7 @@ mod events;
 mod helpers;
 mod outbox;
 mod patients;
+mod records;
+mod records_history;
+mod records_read_model;
 mod staff;
