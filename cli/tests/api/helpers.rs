@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
+use kit::ServiceConfig;
 use kit::nats::NatsConfig;
 use kit::nats_server::TestNatsServer;
 use kit::runtime::Component;
@@ -74,10 +75,12 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
     }
     if parts.staff {
         let config = staff_service::Config {
-            nats: NatsConfig::new(nats_server.url()),
-            database_url: kit::config::sqlite_url_in(data_dir.path(), "staff"),
-            stream_replicas: 1,
-            outbox_interval: Duration::from_millis(200),
+            service: service_config(
+                &nats_server,
+                data_dir.path(),
+                "staff",
+                staff_service::startup::DATABASE_VAR,
+            ),
             admin_password: Some(ADMIN_PASSWORD.into()),
         };
         let service = staff_service::StaffService::build(config)
@@ -127,40 +130,52 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
     app
 }
 
-pub fn patient_config(
+/// An owning service's settings for a test: its SQLite file in `data_dir`, a fast outbox relay.
+fn service_config(
     nats_server: &TestNatsServer,
     data_dir: &std::path::Path,
-) -> patient_service::Config {
-    patient_service::Config {
-        nats: NatsConfig::new(nats_server.url()),
-        database_url: kit::config::sqlite_url_in(data_dir, "patient"),
-        stream_replicas: 1,
-        outbox_interval: Duration::from_millis(200),
-    }
+    service: &'static str,
+    database_var: &'static str,
+) -> ServiceConfig {
+    let database_url = kit::config::sqlite_url_in(data_dir, service);
+    let mut config = ServiceConfig::new(
+        service,
+        database_var,
+        NatsConfig::new(nats_server.url()),
+        database_url,
+    );
+    config.outbox_interval = Duration::from_millis(200);
+    config
+}
+
+pub fn patient_config(nats_server: &TestNatsServer, data_dir: &std::path::Path) -> ServiceConfig {
+    service_config(
+        nats_server,
+        data_dir,
+        "patient",
+        patient_service::startup::DATABASE_VAR,
+    )
 }
 
 pub fn appointment_config(
     nats_server: &TestNatsServer,
     data_dir: &std::path::Path,
-) -> appointment_service::Config {
-    appointment_service::Config {
-        nats: NatsConfig::new(nats_server.url()),
-        database_url: kit::config::sqlite_url_in(data_dir, "appointment"),
-        stream_replicas: 1,
-        outbox_interval: Duration::from_millis(200),
-    }
+) -> ServiceConfig {
+    service_config(
+        nats_server,
+        data_dir,
+        "appointment",
+        appointment_service::startup::DATABASE_VAR,
+    )
 }
 
-pub fn record_config(
-    nats_server: &TestNatsServer,
-    data_dir: &std::path::Path,
-) -> record_service::Config {
-    record_service::Config {
-        nats: NatsConfig::new(nats_server.url()),
-        database_url: kit::config::sqlite_url_in(data_dir, "record"),
-        stream_replicas: 1,
-        outbox_interval: Duration::from_millis(200),
-    }
+pub fn record_config(nats_server: &TestNatsServer, data_dir: &std::path::Path) -> ServiceConfig {
+    service_config(
+        nats_server,
+        data_dir,
+        "record",
+        record_service::startup::DATABASE_VAR,
+    )
 }
 
 fn run<C: Component + 'static>(component: C, shutdown: CancellationToken) -> JoinHandle<()> {

@@ -34,13 +34,7 @@ pub const CANCELLED: &str = "cancelled";
 pub const PATIENT_DELETED: &str = "the patient was deleted";
 pub const DOCTOR_DELETED: &str = "the doctor was deleted";
 
-/// Refuses a change when `If-Match` named another version.
-pub fn check_version(current: i64, expected: Option<i64>) -> Result<(), ServiceError> {
-    match expected {
-        Some(expected) if expected != current => Err(ServiceError::precondition_failed(current)),
-        _ => Ok(()),
-    }
-}
+pub use kit::versions::check_version;
 
 /// A new appointment, always booked.
 pub fn book(request: BookingRequest, now: DateTime<Utc>) -> Appointment {

@@ -14,6 +14,8 @@
 //! - [`directory`]: the read-model of patients and staff that other services validate against.
 //! - [`fields`]: collecting every invalid field of a request body, not just the first.
 //! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout) and running its migrations.
+//! - [`service`]: an owning service's settings and foundation, and the one way it runs.
+//! - [`versions`]: the `If-Match` check every owning service applies.
 //! - [`runtime`]: logging set-up and the shutdown signal.
 //! - [`nats_server`]: finding, checking and starting a `nats-server` (for `hospital up` and tests).
 
@@ -29,8 +31,11 @@ pub mod nats_server;
 pub mod outbox;
 pub mod read_model;
 pub mod runtime;
+pub mod service;
 pub mod sqlite;
+pub mod versions;
 
 pub use command::{CommandHandler, RequestContext, serve_commands};
 pub use outbox::{EventPublisher, OutboxRelay};
 pub use runtime::{BoxError, Component};
+pub use service::{ServiceBase, ServiceConfig};

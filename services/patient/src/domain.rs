@@ -136,13 +136,7 @@ pub fn register(details: PatientDetails, mrn: String, now: DateTime<Utc>) -> Pat
     }
 }
 
-/// Refuses a change when `If-Match` named another version.
-pub fn check_version(current: i64, expected: Option<i64>) -> Result<(), ServiceError> {
-    match expected {
-        Some(expected) if expected != current => Err(ServiceError::precondition_failed(current)),
-        _ => Ok(()),
-    }
-}
+pub use kit::versions::check_version;
 
 /// The patient after an update, or `None` when the details are unchanged (no new version, no
 /// event).

@@ -1,68 +1,32 @@
 //! Configuration and start-up of the patient service.
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kit::command::{ServiceSpec, serve_commands};
-use kit::config::{self, ConfigError, write_setting};
-use kit::nats::NatsConfig;
+use kit::command::ServiceSpec;
+use kit::config::ConfigError;
 use kit::runtime::{BoxError, Component};
-use kit::{EventPublisher, OutboxRelay};
+use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, PatientCommands};
 use crate::store::{MIGRATOR, PatientStore};
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub nats: NatsConfig,
-    /// `DATABASE_URL_PATIENT`; default `sqlite://<data dir>/patient.db`.
-    pub database_url: String,
-    /// `HOSPITAL_STREAM_REPLICAS`: 1 on a single server, 3 on a cluster.
-    pub stream_replicas: usize,
-    /// `HOSPITAL_OUTBOX_INTERVAL_MS`: how often the outbox is checked for events left behind.
-    pub outbox_interval: Duration,
-}
+/// The patient service's settings: those of every owning service, its database in
+/// `DATABASE_URL_PATIENT` (default `sqlite://<data dir>/patient.db`).
+pub type Config = ServiceConfig;
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            nats: NatsConfig::from_env()?,
-            database_url: config::database_url("DATABASE_URL_PATIENT", service::PATIENT),
-            stream_replicas: kit::event_stream::replicas_from_env()?,
-            outbox_interval: config::millis_or(
-                "HOSPITAL_OUTBOX_INTERVAL_MS",
-                Duration::from_secs(2),
-            )?,
-        })
-    }
-}
+pub const DATABASE_VAR: &str = "DATABASE_URL_PATIENT";
 
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.nats)?;
-        write_setting(
-            f,
-            "DATABASE_URL_PATIENT",
-            config::mask_url(&self.database_url),
-        )?;
-        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
-        write_setting(
-            f,
-            "HOSPITAL_OUTBOX_INTERVAL_MS",
-            self.outbox_interval.as_millis(),
-        )
-    }
+/// Settings for a patient service on `nats` with its database at `database_url`.
+pub fn config(nats: kit::nats::NatsConfig, database_url: String) -> Config {
+    ServiceConfig::new(service::PATIENT, DATABASE_VAR, nats, database_url)
 }
 
 /// A started patient service: connected, migrated, stream provisioned.
 pub struct PatientService {
-    client: async_nats::Client,
+    base: ServiceBase,
     store: PatientStore,
-    publisher: EventPublisher,
-    outbox_interval: Duration,
 }
 
 impl PatientService {
@@ -76,27 +40,19 @@ impl Component for PatientService {
     const NAME: &'static str = service::PATIENT;
 
     fn config_from_env() -> Result<Config, ConfigError> {
-        Config::from_env()
+        ServiceConfig::from_env(service::PATIENT, DATABASE_VAR)
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let pool = kit::sqlite::open(&config.database_url, &MIGRATOR).await?;
-        let client = kit::nats::connect(&config.nats, "patient-service").await?;
-        let js = kit::event_stream::provision(&client, config.stream_replicas).await;
-        Ok(PatientService {
-            client,
-            store: PatientStore::new(pool.clone()),
-            publisher: EventPublisher::new(js, pool),
-            outbox_interval: config.outbox_interval,
-        })
+        let base = ServiceBase::start(&config, &MIGRATOR).await?;
+        let store = PatientStore::new(base.pool.clone());
+        Ok(PatientService { base, store })
     }
 
     async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        let relay = OutboxRelay::new(self.publisher.clone(), self.outbox_interval);
-        let relay = tokio::spawn(relay.run(shutdown.clone()));
         let commands = Arc::new(PatientCommands {
-            store: self.store.clone(),
-            publisher: self.publisher,
+            store: self.store,
+            publisher: self.base.publisher.clone(),
         });
         let spec = ServiceSpec {
             name: service::PATIENT,
@@ -104,10 +60,6 @@ impl Component for PatientService {
             version: env!("CARGO_PKG_VERSION"),
             actions: ACTIONS,
         };
-        let served = serve_commands(self.client.clone(), spec, commands, shutdown).await;
-        let _ = relay.await;
-        let _ = self.client.flush().await;
-        self.store.pool().close().await;
-        served
+        self.base.run(spec, commands, Vec::new(), shutdown).await
     }
 }

@@ -95,13 +95,7 @@ pub fn appointment_problem(
     })
 }
 
-/// Refuses a change when `If-Match` named another version.
-pub fn check_version(current: i64, expected: Option<i64>) -> Result<(), ServiceError> {
-    match expected {
-        Some(expected) if expected != current => Err(ServiceError::precondition_failed(current)),
-        _ => Ok(()),
-    }
-}
+pub use kit::versions::check_version;
 
 /// A new record, version 1, written by `author_id`.
 pub fn write(

@@ -1,16 +1,13 @@
 //! Configuration and start-up of the record service.
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kit::command::{ServiceSpec, serve_commands};
-use kit::config::{self, ConfigError, write_setting};
+use kit::command::ServiceSpec;
+use kit::config::ConfigError;
 use kit::directory::Directory;
-use kit::nats::NatsConfig;
 use kit::read_model::ReadModel;
 use kit::runtime::{BoxError, Component};
-use kit::{EventPublisher, OutboxRelay};
+use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
 use tokio_util::sync::CancellationToken;
 
@@ -18,58 +15,25 @@ use crate::commands::{ACTIONS, RecordCommands};
 use crate::read_model::{self, KnownAppointments, RecordReadModel};
 use crate::store::{MIGRATOR, RecordStore};
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub nats: NatsConfig,
-    /// `DATABASE_URL_RECORD`; default `sqlite://<data dir>/record.db`.
-    pub database_url: String,
-    /// `HOSPITAL_STREAM_REPLICAS`: 1 on a single server, 3 on a cluster.
-    pub stream_replicas: usize,
-    /// `HOSPITAL_OUTBOX_INTERVAL_MS`: how often the outbox is checked for events left behind.
-    pub outbox_interval: Duration,
-}
+/// The record service's settings: those of every owning service, its database in
+/// `DATABASE_URL_RECORD` (default `sqlite://<data dir>/record.db`).
+pub type Config = ServiceConfig;
 
-impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Config {
-            nats: NatsConfig::from_env()?,
-            database_url: config::database_url("DATABASE_URL_RECORD", service::RECORD),
-            stream_replicas: kit::event_stream::replicas_from_env()?,
-            outbox_interval: config::millis_or(
-                "HOSPITAL_OUTBOX_INTERVAL_MS",
-                Duration::from_secs(2),
-            )?,
-        })
-    }
-}
+pub const DATABASE_VAR: &str = "DATABASE_URL_RECORD";
 
-impl fmt::Display for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.nats)?;
-        write_setting(
-            f,
-            "DATABASE_URL_RECORD",
-            config::mask_url(&self.database_url),
-        )?;
-        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
-        write_setting(
-            f,
-            "HOSPITAL_OUTBOX_INTERVAL_MS",
-            self.outbox_interval.as_millis(),
-        )
-    }
+/// Settings for a record service on `nats` with its database at `database_url`.
+pub fn config(nats: kit::nats::NatsConfig, database_url: String) -> Config {
+    ServiceConfig::new(service::RECORD, DATABASE_VAR, nats, database_url)
 }
 
 /// A started record service: connected, migrated, stream provisioned, read-model ready to run.
 pub struct RecordService {
-    client: async_nats::Client,
+    base: ServiceBase,
     store: RecordStore,
-    publisher: EventPublisher,
     /// Feeds the directory and the known appointments; runs until shutdown.
     read_model: ReadModel<RecordReadModel>,
     directory: Directory,
     appointments: KnownAppointments,
-    outbox_interval: Duration,
 }
 
 impl RecordService {
@@ -83,40 +47,33 @@ impl Component for RecordService {
     const NAME: &'static str = service::RECORD;
 
     fn config_from_env() -> Result<Config, ConfigError> {
-        Config::from_env()
+        ServiceConfig::from_env(service::RECORD, DATABASE_VAR)
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let pool = kit::sqlite::open(&config.database_url, &MIGRATOR).await?;
-        let client = kit::nats::connect(&config.nats, "record-service").await?;
-        let js = kit::event_stream::provision(&client, config.stream_replicas).await;
-        let publisher = EventPublisher::new(js.clone(), pool.clone());
+        let base = ServiceBase::start(&config, &MIGRATOR).await?;
         let read_model = ReadModel::new(
-            js,
-            pool.clone(),
+            base.js.clone(),
+            base.pool.clone(),
             Arc::new(RecordReadModel),
-            publisher.clone(),
+            base.publisher.clone(),
             read_model::subscription(),
         )
         .await?;
         Ok(RecordService {
-            client,
-            store: RecordStore::new(pool.clone()),
-            publisher,
-            directory: Directory::new(pool.clone(), read_model.catch_up()),
-            appointments: KnownAppointments::new(pool, read_model.catch_up()),
+            store: RecordStore::new(base.pool.clone()),
+            directory: Directory::new(base.pool.clone(), read_model.catch_up()),
+            appointments: KnownAppointments::new(base.pool.clone(), read_model.catch_up()),
             read_model,
-            outbox_interval: config.outbox_interval,
+            base,
         })
     }
 
     async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        let relay = OutboxRelay::new(self.publisher.clone(), self.outbox_interval);
-        let relay = tokio::spawn(relay.run(shutdown.clone()));
         let read_model = tokio::spawn(self.read_model.run(shutdown.clone()));
         let commands = Arc::new(RecordCommands {
-            store: self.store.clone(),
-            publisher: self.publisher,
+            store: self.store,
+            publisher: self.base.publisher.clone(),
             directory: self.directory,
             appointments: self.appointments,
         });
@@ -126,11 +83,8 @@ impl Component for RecordService {
             version: env!("CARGO_PKG_VERSION"),
             actions: ACTIONS,
         };
-        let served = serve_commands(self.client.clone(), spec, commands, shutdown).await;
-        let _ = relay.await;
-        let _ = read_model.await;
-        let _ = self.client.flush().await;
-        self.store.pool().close().await;
-        served
+        self.base
+            .run(spec, commands, vec![read_model], shutdown)
+            .await
     }
 }

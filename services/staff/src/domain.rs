@@ -202,12 +202,7 @@ pub fn register(details: &StaffDetails, username: Option<String>, now: DateTime<
     }
 }
 
-pub fn check_version(current: i64, expected: Option<i64>) -> Result<(), ServiceError> {
-    match expected {
-        Some(expected) if expected != current => Err(ServiceError::precondition_failed(current)),
-        _ => Ok(()),
-    }
-}
+pub use kit::versions::check_version;
 
 /// The staff member after an update and what happens to the password hash, or `None` when
 /// nothing changes.

@@ -2,13 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kit::command::{ServiceSpec, serve_commands};
+use kit::command::ServiceSpec;
 use kit::config::{self, ConfigError, write_setting};
-use kit::nats::NatsConfig;
 use kit::runtime::{BoxError, Component};
-use kit::{EventPublisher, OutboxRelay};
+use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
 use tokio_util::sync::CancellationToken;
 
@@ -16,13 +14,12 @@ use crate::commands::{ACTIONS, StaffCommands};
 use crate::store::{MIGRATOR, StaffStore};
 use crate::{bootstrap, passwords};
 
+pub const DATABASE_VAR: &str = "DATABASE_URL_STAFF";
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub nats: NatsConfig,
-    /// `DATABASE_URL_STAFF`; default `sqlite://<data dir>/staff.db`.
-    pub database_url: String,
-    pub stream_replicas: usize,
-    pub outbox_interval: Duration,
+    /// The settings of every owning service; the database in `DATABASE_URL_STAFF`.
+    pub service: ServiceConfig,
     /// `HOSPITAL_ADMIN_PASSWORD`: the first administrator's password (used only when no
     /// administrator exists yet). Unset: a password is generated and printed once.
     pub admin_password: Option<String>,
@@ -38,13 +35,7 @@ impl Config {
             });
         }
         Ok(Config {
-            nats: NatsConfig::from_env()?,
-            database_url: config::database_url("DATABASE_URL_STAFF", service::STAFF),
-            stream_replicas: kit::event_stream::replicas_from_env()?,
-            outbox_interval: config::millis_or(
-                "HOSPITAL_OUTBOX_INTERVAL_MS",
-                Duration::from_secs(2),
-            )?,
+            service: ServiceConfig::from_env(service::STAFF, DATABASE_VAR)?,
             admin_password,
         })
     }
@@ -52,18 +43,7 @@ impl Config {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.nats)?;
-        write_setting(
-            f,
-            "DATABASE_URL_STAFF",
-            config::mask_url(&self.database_url),
-        )?;
-        write_setting(f, "HOSPITAL_STREAM_REPLICAS", self.stream_replicas)?;
-        write_setting(
-            f,
-            "HOSPITAL_OUTBOX_INTERVAL_MS",
-            self.outbox_interval.as_millis(),
-        )?;
+        write!(f, "{}", self.service)?;
         let admin = self
             .admin_password
             .as_deref()
@@ -73,9 +53,8 @@ impl fmt::Display for Config {
 }
 
 pub struct StaffService {
-    client: async_nats::Client,
+    base: ServiceBase,
     commands: Arc<StaffCommands>,
-    outbox_interval: Duration,
 }
 
 impl Component for StaffService {
@@ -87,12 +66,10 @@ impl Component for StaffService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let pool = kit::sqlite::open(&config.database_url, &MIGRATOR).await?;
-        let client = kit::nats::connect(&config.nats, "staff-service").await?;
-        let js = kit::event_stream::provision(&client, config.stream_replicas).await;
+        let base = ServiceBase::start(&config.service, &MIGRATOR).await?;
         let commands = Arc::new(StaffCommands {
-            store: StaffStore::new(pool.clone()),
-            publisher: EventPublisher::new(js, pool),
+            store: StaffStore::new(base.pool.clone()),
+            publisher: base.publisher.clone(),
         });
         if let Some(password) =
             bootstrap::ensure_admin(&commands, config.admin_password.as_deref()).await?
@@ -104,27 +81,18 @@ impl Component for StaffService {
                 bootstrap::ADMIN_USERNAME
             );
         }
-        Ok(StaffService {
-            client,
-            commands,
-            outbox_interval: config.outbox_interval,
-        })
+        Ok(StaffService { base, commands })
     }
 
     async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
-        let relay = OutboxRelay::new(self.commands.publisher.clone(), self.outbox_interval);
-        let relay = tokio::spawn(relay.run(shutdown.clone()));
         let spec = ServiceSpec {
             name: service::STAFF,
             description: "Staff members, their roles and their login accounts",
             version: env!("CARGO_PKG_VERSION"),
             actions: ACTIONS,
         };
-        let pool = self.commands.store.pool().clone();
-        let served = serve_commands(self.client.clone(), spec, self.commands, shutdown).await;
-        let _ = relay.await;
-        let _ = self.client.flush().await;
-        pool.close().await;
-        served
+        self.base
+            .run(spec, self.commands, Vec::new(), shutdown)
+            .await
     }
 }
