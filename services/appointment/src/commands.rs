@@ -3,10 +3,9 @@
 
 use bytes::Bytes;
 use kit::EventPublisher;
-use kit::command::{CommandHandler, RequestContext, decode};
+use kit::command::{CommandHandler, RequestContext, decode, to_json};
 use kit::directory::{CATCH_UP_PATIENCE, Directory};
 use kit::events::now;
-use serde::Serialize;
 use serde_json::Value;
 use shared_events::subjects::action;
 use shared_events::{Create, Delete, GetById, ListQuery, ServiceError, Update};
@@ -14,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, AppointmentChanges, BookingRequest};
 use crate::filters::AppointmentFilter;
-use crate::store::{AppointmentStore, Committed};
+use crate::store::AppointmentStore;
 
 /// Every action the appointment service answers on `hospital.appointment.<action>`.
 pub const ACTIONS: &[&str] = &[
@@ -47,7 +46,9 @@ impl CommandHandler for AppointmentCommands {
                     .await?;
                 let appointment = domain::book(request, now());
                 let committed = self.store.book(appointment, &context).await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.appointment)
+                    .await
             }
             action::GET => {
                 let command: GetById = decode(&payload)?;
@@ -81,7 +82,9 @@ impl CommandHandler for AppointmentCommands {
                         domain::revise(current, command.expected_version, &changes, now())
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.appointment)
+                    .await
             }
             action::DELETE => {
                 let command: Delete = decode(&payload)?;
@@ -91,7 +94,9 @@ impl CommandHandler for AppointmentCommands {
                         domain::cancel(current, command.expected_version, None, now())
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.appointment)
+                    .await
             }
             other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
         }
@@ -137,19 +142,4 @@ impl AppointmentCommands {
             Err(ServiceError::validation(problems))
         }
     }
-
-    /// The reply goes out after the commit and after the first publish attempt, so the event of
-    /// an acknowledged write is normally already in the stream.
-    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
-        if let Some(event) = &committed.event {
-            self.publisher
-                .publish_committed(std::slice::from_ref(event))
-                .await;
-        }
-        to_json(&committed.appointment)
-    }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
-    serde_json::to_value(value).map_err(kit::events::storage_failure)
 }

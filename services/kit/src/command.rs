@@ -83,6 +83,11 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ServiceError> {
         .map_err(|e| ServiceError::bad_request(format!("malformed command: {e}")))
 }
 
+/// A reply body from a state or page.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ServiceError> {
+    serde_json::to_value(value).map_err(crate::events::storage_failure)
+}
+
 /// Serves `handler` on every action of `spec` until `shutdown`, then waits for requests in
 /// flight to finish.
 pub async fn serve_commands<H: CommandHandler>(

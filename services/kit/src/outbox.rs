@@ -81,6 +81,20 @@ impl EventPublisher {
         }
     }
 
+    /// The end of every successful change: the first publish attempt of its event (if it made
+    /// one), then the reply with the new state. The reply goes out after the commit and after
+    /// that attempt, so the event of an acknowledged write is normally already in the stream.
+    pub async fn publish_then_reply<T: Serialize>(
+        &self,
+        event: Option<&OutboxRow>,
+        state: &T,
+    ) -> Result<serde_json::Value, shared_events::ServiceError> {
+        if let Some(event) = event {
+            self.publish_committed(std::slice::from_ref(event)).await;
+        }
+        crate::command::to_json(state)
+    }
+
     /// Publishes `rows` in order with pipelined acknowledgements and deletes each acknowledged
     /// row. Returns the first error; rows not acknowledged stay in the outbox.
     async fn publish(&self, rows: &[OutboxRow]) -> Result<usize, async_nats::Error> {

@@ -3,15 +3,14 @@
 
 use bytes::Bytes;
 use kit::EventPublisher;
-use kit::command::{CommandHandler, RequestContext, decode};
+use kit::command::{CommandHandler, RequestContext, decode, to_json};
 use kit::events::now;
-use serde::Serialize;
 use serde_json::Value;
 use shared_events::subjects::action;
 use shared_events::{Create, Delete, GetById, ListQuery, ServiceError, Update};
 
 use crate::domain::{self, PatientDetails};
-use crate::store::{Committed, PatientStore};
+use crate::store::PatientStore;
 
 /// Every action the patient service answers on `hospital.patient.<action>`.
 pub const ACTIONS: &[&str] = &[
@@ -43,7 +42,9 @@ impl CommandHandler for PatientCommands {
                     .store
                     .create(&context, |mrn| domain::register(details.clone(), mrn, at))
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.patient)
+                    .await
             }
             action::GET => {
                 let command: GetById = decode(&payload)?;
@@ -68,7 +69,9 @@ impl CommandHandler for PatientCommands {
                         domain::update(current, command.expected_version, details, now())
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.patient)
+                    .await
             }
             action::DELETE => {
                 let command: Delete = decode(&payload)?;
@@ -78,26 +81,13 @@ impl CommandHandler for PatientCommands {
                         domain::delete(current, command.expected_version, now()).map(Some)
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.patient)
+                    .await
             }
             other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
         }
     }
 }
 
-impl PatientCommands {
-    /// The reply goes out after the commit and after the first publish attempt, so the event of
-    /// an acknowledged write is normally already in the stream.
-    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
-        if let Some(event) = &committed.event {
-            self.publisher
-                .publish_committed(std::slice::from_ref(event))
-                .await;
-        }
-        to_json(&committed.patient)
-    }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
-    serde_json::to_value(value).map_err(kit::events::storage_failure)
-}
+impl PatientCommands {}

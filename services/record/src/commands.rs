@@ -3,10 +3,9 @@
 
 use bytes::Bytes;
 use kit::EventPublisher;
-use kit::command::{CommandHandler, RequestContext, decode};
+use kit::command::{CommandHandler, RequestContext, decode, to_json};
 use kit::directory::Directory;
 use kit::events::now;
-use serde::Serialize;
 use serde_json::Value;
 use shared_events::subjects::action;
 use shared_events::{Create, Delete, FieldError, GetById, ListQuery, ServiceError, Update};
@@ -15,7 +14,7 @@ use uuid::Uuid;
 use crate::details::{RecordRequest, Writing};
 use crate::domain::{self, Change};
 use crate::read_model::KnownAppointments;
-use crate::store::{Committed, RecordStore};
+use crate::store::RecordStore;
 use crate::timeline::RecordFilter;
 
 /// Every action the record service answers on `hospital.record.<action>`.
@@ -53,7 +52,9 @@ impl CommandHandler for RecordCommands {
                     .await?;
                 let record = domain::write(patient_id, request.details, author_id, now());
                 let committed = self.store.create(record, &context).await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.record)
+                    .await
             }
             action::GET => {
                 let command: GetById = decode(&payload)?;
@@ -102,7 +103,9 @@ impl CommandHandler for RecordCommands {
                         domain::amend(current, command.expected_version, request, now())
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.record)
+                    .await
             }
             action::DELETE => {
                 let command: Delete = decode(&payload)?;
@@ -113,7 +116,9 @@ impl CommandHandler for RecordCommands {
                         domain::enter_in_error(current, command.expected_version, now()).map(Some)
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.record)
+                    .await
             }
             other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
         }
@@ -162,19 +167,4 @@ impl RecordCommands {
             patient_id,
         ))
     }
-
-    /// The reply goes out after the commit and after the first publish attempt, so the event of
-    /// an acknowledged write is normally already in the stream.
-    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
-        if let Some(event) = &committed.event {
-            self.publisher
-                .publish_committed(std::slice::from_ref(event))
-                .await;
-        }
-        to_json(&committed.record)
-    }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
-    serde_json::to_value(value).map_err(kit::events::storage_failure)
 }

@@ -3,9 +3,8 @@
 
 use bytes::Bytes;
 use kit::EventPublisher;
-use kit::command::{CommandHandler, RequestContext, decode};
+use kit::command::{CommandHandler, RequestContext, decode, to_json};
 use kit::events::now;
-use serde::Serialize;
 use serde_json::Value;
 use shared_events::subjects::action;
 use shared_events::{
@@ -43,7 +42,9 @@ impl CommandHandler for StaffCommands {
                 let committed = self
                     .create(StaffDetails::parse(&command.fields)?, &context)
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.staff)
+                    .await
             }
             action::GET => {
                 let command: GetById = decode(&payload)?;
@@ -76,7 +77,9 @@ impl CommandHandler for StaffCommands {
                             .map(|(staff, password)| (staff, hash_update(password, &new_hash))))
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.staff)
+                    .await
             }
             action::DELETE => {
                 let command: Delete = decode(&payload)?;
@@ -88,7 +91,9 @@ impl CommandHandler for StaffCommands {
                         Ok(Some((staff, hash_update(password, &None))))
                     })
                     .await?;
-                self.reply_after_publish(committed).await
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &committed.staff)
+                    .await
             }
             action::AUTHENTICATE => {
                 let command: Authenticate = decode(&payload)?;
@@ -131,15 +136,6 @@ impl StaffCommands {
             _ => Err(invalid_login()),
         }
     }
-
-    async fn reply_after_publish(&self, committed: Committed) -> Result<Value, ServiceError> {
-        if let Some(event) = &committed.event {
-            self.publisher
-                .publish_committed(std::slice::from_ref(event))
-                .await;
-        }
-        to_json(&committed.staff)
-    }
 }
 
 fn invalid_login() -> ServiceError {
@@ -166,8 +162,4 @@ fn hash_update(decision: PasswordChange, new_hash: &Option<String>) -> HashUpdat
         (PasswordChange::Clear, _) => HashUpdate::Clear,
         _ => HashUpdate::Keep,
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Value, ServiceError> {
-    serde_json::to_value(value).map_err(kit::events::storage_failure)
 }
