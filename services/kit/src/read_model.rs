@@ -122,7 +122,8 @@ impl<P: Projection> ReadModel<P> {
                     filter_subjects: self.subscription.subjects.clone(),
                     ack_policy: consumer::AckPolicy::Explicit,
                     deliver_policy: consumer::DeliverPolicy::All,
-                    ack_wait: Duration::from_secs(30),
+                    // After a crash, what was delivered but not acknowledged comes back this soon.
+                    ack_wait: Duration::from_secs(10),
                     max_ack_pending: 1024,
                     ..Default::default()
                 },
