@@ -2,7 +2,8 @@
 //!
 //! It authenticates (`POST /auth/login` issues a JWT), turns each `/api` call into a NATS
 //! request to the service that owns the resource, maps the reply (or the typed error) back to
-//! HTTP, and serves the browser frontend. It keeps no state but its NATS connection.
+//! HTTP, streams live events to the browser, and serves the frontend. It keeps no state but its
+//! NATS connection and the consumers of the live feeds open at the moment.
 //!
 //! A request's path through the crate:
 //!
@@ -15,6 +16,8 @@
 //!   require a token, and the one permission check.
 //! - [`extract`]: the JSON-object body, the path id, `If-Match`.
 //! - [`nats_call`]: the command headers, the request, the reply or error.
+//! - [`feed`]: `GET /api/events/stream`, the live event feed (Server-Sent Events) from the
+//!   JetStream stream, filtered by aggregate and by what the caller's role may read.
 //! - [`error`]: [`ApiError`], the one error type, rendered as `application/problem+json`.
 //! - [`frontend`]: the static files of `frontend/`.
 //! - [`config`] and [`startup`]: settings from the environment; [`Gateway`] builds and runs
@@ -24,6 +27,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod feed;
 pub mod frontend;
 pub mod nats_call;
 pub mod request;

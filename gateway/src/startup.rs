@@ -65,8 +65,14 @@ impl Component for Gateway {
     async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), BoxError> {
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let nats = self.state.nats().clone();
+        let feeds = self.state.feeds_closing().clone();
+        let stopping = async move {
+            shutdown.cancelled().await;
+            // Live feeds never finish by themselves; end them so the requests in flight can.
+            feeds.cancel();
+        };
         axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(stopping)
             .await?;
         // Nothing of ours is pending on NATS once the last request has its answer, but a flush
         // makes sure whatever was written has left.

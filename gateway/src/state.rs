@@ -1,13 +1,16 @@
 //! What every request handler shares. The gateway keeps no state of its own beyond this: the
-//! NATS connection, the token keys and where the frontend lives.
+//! NATS connection, the token keys, where the frontend lives, and the signal that ends the live
+//! feeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::Tokens;
 use crate::config::Config;
 
-/// Shared by all requests; cheap to clone (a NATS client handle and two `Arc`s).
+/// Shared by all requests; cheap to clone (a NATS client handle, two `Arc`s and a token).
 #[derive(Clone)]
 pub struct AppState {
     /// The one NATS connection every command goes over; it reconnects by itself and lives as
@@ -17,6 +20,9 @@ pub struct AppState {
     tokens: Arc<Tokens>,
     /// The static frontend served at `/`.
     frontend_dir: Arc<PathBuf>,
+    /// Cancelled when the gateway stops: the live feeds then end, so graceful shutdown is not
+    /// held open by responses that would otherwise last until their tokens expire.
+    feeds_closing: CancellationToken,
 }
 
 impl AppState {
@@ -25,6 +31,7 @@ impl AppState {
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
+            feeds_closing: CancellationToken::new(),
         }
     }
 
@@ -38,5 +45,10 @@ impl AppState {
 
     pub fn frontend_dir(&self) -> &Path {
         &self.frontend_dir
+    }
+
+    /// Cancel it to end every open live feed (see [`crate::feed`]).
+    pub fn feeds_closing(&self) -> &CancellationToken {
+        &self.feeds_closing
     }
 }

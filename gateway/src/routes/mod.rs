@@ -6,7 +6,8 @@
 //! - [`paging`]: list queries and the `Link` header of the next page.
 //! - [`health`]: `/health` and `/ready`.
 //!
-//! `/auth/login` lives in [`crate::auth::login`], the static files in [`crate::frontend`].
+//! `/auth/login` lives in [`crate::auth::login`], the live event feed `/api/events/stream` in
+//! [`crate::feed`], the static files in [`crate::frontend`].
 
 pub mod health;
 pub mod nested;
@@ -20,7 +21,7 @@ use axum::{Router, middleware};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
-use crate::{auth, frontend, request};
+use crate::{auth, feed, frontend, request};
 
 /// The whole HTTP application. Separate from start-up so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/auth/login", post(auth::login::login))
         .merge(resources::router())
+        .route("/api/events/stream", get(feed::stream))
         .route("/", get(frontend::login_page))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(frontend::files(state.frontend_dir()))

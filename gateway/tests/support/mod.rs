@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod live;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
