@@ -1,59 +1,155 @@
-// What both pages share: the session token and reading the gateway's problem+json errors.
+// The API client: every call to the gateway goes through here. It adds the token, sends and reads
+// JSON, turns problem+json answers into ApiError (with the field errors), follows paging links,
+// and ends the session on a 401.
 
-const TOKEN_KEY = "access_token";
-const EXPIRES_KEY = "access_token_expires_at";
+import { endSession, REJECTED_MESSAGE, sessionToken, EXPIRED_MESSAGE } from "/js/session.js";
 
-/** Keeps the token for this browser tab only (sessionStorage ends with the tab). */
-export function saveSession(issued) {
-  sessionStorage.setItem(TOKEN_KEY, issued.access_token);
-  sessionStorage.setItem(EXPIRES_KEY, String(Date.now() + issued.expires_in * 1000));
-}
-
-/** The token, or null when there is none or it has expired. */
-export function sessionToken() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const expiresAt = Number(sessionStorage.getItem(EXPIRES_KEY) || 0);
-  if (!token || Date.now() >= expiresAt) {
-    return null;
+/** An answer that was not 2xx, read from the gateway's problem document. */
+export class ApiError extends Error {
+  constructor(status, problem = {}) {
+    super(problem.detail || problem.title || `The request failed (HTTP ${status}).`);
+    this.name = "ApiError";
+    this.status = status;
+    this.title = problem.title || "";
+    this.detail = problem.detail || "";
+    /** `[{field, message}]`, field names as the API spells them (`vitals.pulse_bpm`). */
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+    this.requestId = problem.request_id || "";
   }
-  return token;
-}
 
-export function endSession() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(EXPIRES_KEY);
-}
-
-/** The claims of a JWT (name, role, ...), for display only: the gateway checks the signature. */
-export function tokenClaims(token) {
-  try {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const json = decodeURIComponent(
-      Array.from(atob(payload), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
-    );
-    return JSON.parse(json);
-  } catch {
-    return {};
-  }
-}
-
-/** A sentence for the user from an error response: the problem's detail and field errors. */
-export async function problemMessage(response) {
-  let problem = null;
-  try {
-    problem = await response.json();
-  } catch {
-    // Not JSON: fall through to the status line.
-  }
-  if (problem && typeof problem.detail === "string") {
-    const fields = Array.isArray(problem.errors)
-      ? problem.errors.map((e) => `${e.field} ${e.message}`)
-      : [];
-    const parts = [problem.detail, ...fields];
-    if (problem.request_id && response.status >= 500) {
-      parts.push(`(reference ${problem.request_id})`);
+  /** A sentence for people (the request id is added for server faults, to quote to support). */
+  get userMessage() {
+    if (this.status === 0) {
+      return "The server could not be reached. Check the connection and try again.";
     }
-    return parts.join(" — ");
+    if (this.status === 412) {
+      return "Someone else changed this in the meantime. Reload to see their change, then try again.";
+    }
+    const text = this.detail || this.title || `The request failed (HTTP ${this.status}).`;
+    const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+    return this.status >= 500 && this.requestId
+      ? `${sentence} (reference ${this.requestId})`
+      : sentence;
   }
-  return `The request failed (HTTP ${response.status}).`;
+}
+
+/** Thrown instead of returning when the session ended (the page is leaving for the login). */
+export class SessionEnded extends Error {
+  constructor() {
+    super("The session has ended.");
+    this.name = "SessionEnded";
+  }
+}
+
+/** `?a=1&b=2` from an object, leaving out empty values. */
+export function queryString(params = {}) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") {
+      search.set(key, String(value));
+    }
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+/** The URL of `Link: <...>; rel="next"`, if any. */
+export function nextLink(response) {
+  const link = response.headers.get("Link") || "";
+  for (const part of link.split(",")) {
+    const match = part.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+    if (match) {
+      return match[1];
+    }
+  }
+  return null;
+}
+
+/** The authorization headers for a call with the current token (ends the session without one). */
+export function authHeaders() {
+  const token = sessionToken();
+  if (!token) {
+    endSession(EXPIRED_MESSAGE, { keepPlace: true });
+    throw new SessionEnded();
+  }
+  return { Authorization: `Bearer ${token}` };
+}
+
+/**
+ * One call. Resolves to `{data, etag, next, status}`; rejects with ApiError (or SessionEnded).
+ * `ifMatch` is the version the change is based on (sent as `If-Match: "<version>"`).
+ */
+export async function request(method, path, { body, ifMatch, signal } = {}) {
+  const headers = { ...authHeaders(), Accept: "application/json" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+  }
+  if (ifMatch !== undefined && ifMatch !== null) {
+    headers["If-Match"] = `"${ifMatch}"`;
+  }
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      cache: "no-store",
+    });
+  } catch (error) {
+    if (error.name === "AbortError") {
+      throw error;
+    }
+    throw new ApiError(0, {});
+  }
+  if (response.status === 401) {
+    endSession(REJECTED_MESSAGE, { keepPlace: true });
+    throw new SessionEnded();
+  }
+  if (!response.ok) {
+    let problem = {};
+    try {
+      problem = await response.json();
+    } catch {
+      // Not a problem document: the status says enough.
+    }
+    throw new ApiError(response.status, problem);
+  }
+  const text = response.status === 204 ? "" : await response.text();
+  return {
+    data: text ? JSON.parse(text) : null,
+    etag: response.headers.get("ETag"),
+    next: nextLink(response),
+    status: response.status,
+  };
+}
+
+export const api = {
+  get: (path, options) => request("GET", path, options).then((r) => r.data),
+  post: (path, body, options) => request("POST", path, { ...options, body }).then((r) => r.data),
+  put: (path, body, options) => request("PUT", path, { ...options, body }).then((r) => r.data),
+  del: (path, options) => request("DELETE", path, options).then((r) => r.data),
+
+  /** One page of a list: `{items, next}` (`next` is the URL of the following page or null). */
+  async page(path, options) {
+    const reply = await request("GET", path, options);
+    return { items: reply.data || [], next: reply.next };
+  },
+
+  /** Every item of a list, following the pages (at most `maxPages`). */
+  async all(path, { maxPages = 20, ...options } = {}) {
+    const items = [];
+    let url = path;
+    for (let page = 0; url && page < maxPages; page += 1) {
+      const reply = await this.page(url, options);
+      items.push(...reply.items);
+      url = reply.next;
+    }
+    return items;
+  },
+};
+
+/** True when `error` only means the page is going away (no message to show). */
+export function isQuiet(error) {
+  return error instanceof SessionEnded || error?.name === "AbortError";
 }

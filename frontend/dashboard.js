@@ -1,95 +1,61 @@
-// The patient list: GET /api/patients with the session token, page by page (Link: rel="next").
+// The dashboard: checks the session, wires the header, the live feed panel and the router.
 
-import { endSession, problemMessage, sessionToken, tokenClaims } from "/api.js";
+import { currentUser, endSession, hasStoredToken, EXPIRED_MESSAGE, SIGNED_OUT_MESSAGE, onSessionEnd, sessionToken, watchExpiry } from "/js/session.js";
+import { liveFeed } from "/js/live.js";
+import { learn } from "/js/directory.js";
+import { startRouter, route } from "/js/router.js";
+import { formatRole } from "/js/format.js";
+import { mountFeedPanel } from "/js/views/feed.js";
+import { patientsView } from "/js/views/patients-list.js";
+import { patientFormView } from "/js/views/patient-form.js";
+import { patientView } from "/js/views/patient-page.js";
+import { staffView } from "/js/views/staff.js";
+import { staffFormView } from "/js/views/staff-form.js";
+import { scheduleView } from "/js/views/schedule.js";
 
-const token = sessionToken();
-if (!token) {
-  window.location.replace("/login.html");
+if (!sessionToken()) {
+  endSession(hasStoredToken() ? EXPIRED_MESSAGE : "", { keepPlace: true });
+} else {
+  start();
 }
 
-const table = document.getElementById("patients");
-const rows = table.querySelector("tbody");
-const more = document.getElementById("more");
-const status = document.getElementById("status");
-const errorBox = document.getElementById("error");
-let nextPage = null;
+function start() {
+  const user = currentUser();
+  document.getElementById("who").textContent = `${user.name} · ${formatRole(user.role)}`;
+  document.getElementById("sign-out").addEventListener("click", () => endSession(SIGNED_OUT_MESSAGE));
+  watchExpiry();
 
-const claims = tokenClaims(token || "");
-document.getElementById("who").textContent = claims.name ? `${claims.name} (${claims.role})` : "";
-
-document.getElementById("sign-out").addEventListener("click", () => {
-  endSession();
-  window.location.assign("/login.html");
-});
-
-document.getElementById("search").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const q = event.target.elements.q.value.trim();
-  load(q ? `/api/patients?q=${encodeURIComponent(q)}` : "/api/patients", true);
-});
-
-more.addEventListener("click", () => {
-  if (nextPage) {
-    load(nextPage, false);
-  }
-});
-
-/** The URL of `Link: <...>; rel="next"`, if any. */
-function nextLink(response) {
-  const link = response.headers.get("Link") || "";
-  const match = link.match(/<([^>]+)>\s*;\s*rel="next"/);
-  return match ? match[1] : null;
-}
-
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
-}
-
-function addRow(patient) {
-  const row = rows.insertRow();
-  for (const value of [patient.name, patient.mrn, patient.birth_date, patient.sex, patient.phone]) {
-    // textContent, never innerHTML: names are data, not markup.
-    row.insertCell().textContent = value ?? "";
-  }
-}
-
-async function load(url, fresh) {
-  showError("");
-  status.textContent = "Loading…";
-  more.disabled = true;
-  try {
-    const response = await fetch(url, {
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
-    });
-    if (response.status === 401) {
-      endSession();
-      window.location.assign("/login.html");
-      return;
+  onSessionEnd(() => liveFeed.stop());
+  liveFeed.subscribe((event) => {
+    if (event.aggregate) {
+      learn(event);
     }
-    if (!response.ok) {
-      status.textContent = "";
-      showError(await problemMessage(response));
-      return;
-    }
-    const patients = await response.json();
-    if (fresh) {
-      rows.replaceChildren();
-    }
-    patients.forEach(addRow);
-    nextPage = nextLink(response);
-    more.hidden = !nextPage;
-    table.hidden = rows.rows.length === 0;
-    status.textContent =
-      rows.rows.length === 0 ? "No patients found." : `${rows.rows.length} patients shown.`;
-  } catch {
-    status.textContent = "";
-    showError("The server could not be reached. Check the connection and try again.");
-  } finally {
-    more.disabled = false;
-  }
-}
+  });
+  mountFeedPanel(liveFeed);
+  liveFeed.start();
 
-if (token) {
-  load("/api/patients", true);
+  const links = document.querySelectorAll(".nav a[data-section]");
+  startRouter({
+    outlet: document.getElementById("main"),
+    routes: [
+      route("/patients", "patients", patientsView),
+      route("/patients/new", "patients", patientFormView),
+      route("/patients/:id", "patients", patientView),
+      route("/patients/:id/edit", "patients", patientFormView),
+      route("/staff", "staff", staffView),
+      route("/staff/new", "staff", staffFormView),
+      route("/staff/:id/edit", "staff", staffFormView),
+      route("/appointments", "appointments", scheduleView),
+    ],
+    fallback: () => (user.role === "doctor" ? "/appointments" : "/patients"),
+    onRoute(section) {
+      for (const link of links) {
+        if (link.dataset.section === section) {
+          link.setAttribute("aria-current", "page");
+        } else {
+          link.removeAttribute("aria-current");
+        }
+      }
+    },
+  });
 }

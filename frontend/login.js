@@ -1,19 +1,52 @@
-// The login form: POST /auth/login, keep the token for this tab, go to the dashboard.
+// The login page: POST /auth/login, keep the token for this tab, go to the dashboard. Shows why
+// the last session ended (expired, signed out) when it did.
 
-import { problemMessage, saveSession } from "/api.js";
+import { saveSession, sessionToken, takeLoginNotice, takeReturnPlace } from "/js/session.js";
 
 const form = document.getElementById("login-form");
 const button = document.getElementById("login-button");
 const errorBox = document.getElementById("login-error");
+const notice = document.getElementById("login-notice");
 
-function showError(message) {
-  errorBox.textContent = message;
-  errorBox.hidden = !message;
+const message = takeLoginNotice();
+if (message) {
+  notice.textContent = message;
+  notice.hidden = false;
+} else if (sessionToken()) {
+  // Already signed in in this tab.
+  window.location.replace(takeReturnPlace());
+}
+
+function showError(text) {
+  errorBox.textContent = text;
+  errorBox.hidden = !text;
+}
+
+async function problemText(response) {
+  try {
+    const problem = await response.json();
+    if (response.status === 401) {
+      return "The username or password is not right. Try again.";
+    }
+    if (problem.detail) {
+      return problem.detail.charAt(0).toUpperCase() + problem.detail.slice(1);
+    }
+  } catch {
+    // Not a problem document.
+  }
+  return `Signing in failed (HTTP ${response.status}).`;
 }
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
+  const username = form.elements.username.value.trim();
+  const password = form.elements.password.value;
+  if (!username || !password) {
+    showError("Enter your username and password.");
+    (username ? form.elements.password : form.elements.username).focus();
+    return;
+  }
   button.disabled = true;
   button.textContent = "Signing in…";
   form.setAttribute("aria-busy", "true");
@@ -21,17 +54,15 @@ form.addEventListener("submit", async (event) => {
     const response = await fetch("/auth/login", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({
-        username: form.elements.username.value,
-        password: form.elements.password.value,
-      }),
+      body: JSON.stringify({ username, password }),
     });
     if (response.ok) {
       saveSession(await response.json());
-      window.location.assign("/dashboard.html");
+      notice.hidden = true;
+      window.location.assign(takeReturnPlace());
       return;
     }
-    showError(await problemMessage(response));
+    showError(await problemText(response));
     form.elements.password.value = "";
     form.elements.password.focus();
   } catch {

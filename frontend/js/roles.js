@@ -1,0 +1,26 @@
+// What the interface offers to whom. The gateway decides what is allowed; this only avoids
+// showing people controls that are not theirs to use.
+
+import { currentUser } from "/js/session.js";
+
+const role = () => currentUser().role;
+
+export const can = {
+  /** Staff accounts: administrators. */
+  manageStaff: () => role() === "admin",
+  /** Removing a patient from the register: administrators and the front desk. */
+  deletePatients: () => ["admin", "receptionist"].includes(role()),
+  /** The kinds of medical record this person writes: doctors all, nurses vitals, others none. */
+  recordKinds: () => {
+    switch (role()) {
+      case "doctor":
+        return ["note", "diagnosis", "vitals", "prescription", "allergy"];
+      case "nurse":
+        return ["vitals"];
+      default:
+        return [];
+    }
+  },
+  /** Amending or withdrawing a record of `kind`. */
+  changeRecord: (kind) => can.recordKinds().includes(kind),
+};
