@@ -6,7 +6,8 @@
 //! BY id LIMIT n`, as fast on the millionth row as on the first.
 
 use shared_events::{ListQuery, Page};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
 
 /// Longest word kept for search; longer words are cut.
@@ -52,6 +53,38 @@ pub struct SearchableTable {
 }
 
 impl SearchableTable {
+    /// The live (not deleted) row with this id, read through `executor` (the pool, or a
+    /// transaction that is about to change it).
+    pub async fn live_row<'e, R, E>(&self, executor: E, id: Uuid) -> Result<Option<R>, sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+        E: SqliteExecutor<'e>,
+    {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id = $1 AND deleted_at IS NULL",
+            self.columns, self.table
+        );
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(executor)
+            .await
+    }
+
+    /// The rows of one page of `query` (plus one, see [`into_page`]).
+    pub async fn page_rows<R>(
+        &self,
+        pool: &SqlitePool,
+        query: &ListQuery,
+    ) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        self.page_query(query)
+            .build_query_as()
+            .fetch_all(pool)
+            .await
+    }
+
     /// Replaces the search words of entity `id` (inside the caller's transaction).
     pub async fn index_name(
         &self,

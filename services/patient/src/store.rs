@@ -98,10 +98,8 @@ impl PatientStore {
 
     /// A live (not deleted) patient.
     pub async fn get(&self, id: Uuid) -> Result<Option<Patient>, ServiceError> {
-        let sql = format!("SELECT {COLUMNS} FROM patients WHERE id = $1 AND deleted_at IS NULL");
-        let row: Option<PatientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
+        let row: Option<PatientRow> = PATIENTS
+            .live_row(&self.pool, id)
             .await
             .map_err(storage_failure)?;
         row.map(PatientRow::into_patient)
@@ -111,9 +109,7 @@ impl PatientStore {
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Patient>, ServiceError> {
         let rows: Vec<PatientRow> = PATIENTS
-            .page_query(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
+            .page_rows(&self.pool, query)
             .await
             .map_err(storage_failure)?;
         let patients = rows
@@ -185,10 +181,8 @@ impl PatientStore {
         decide: impl FnOnce(&Patient) -> Result<Option<Patient>, ServiceError>,
     ) -> Result<Committed, ServiceError> {
         let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let sql = format!("SELECT {COLUMNS} FROM patients WHERE id = $1 AND deleted_at IS NULL");
-        let row: Option<PatientRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let row: Option<PatientRow> = PATIENTS
+            .live_row(&mut *tx, id)
             .await
             .map_err(storage_failure)?;
         let current = row

@@ -104,10 +104,8 @@ impl StaffStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Staff>, ServiceError> {
-        let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1 AND deleted_at IS NULL");
-        let row: Option<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
+        let row: Option<StaffRow> = STAFF
+            .live_row(&self.pool, id)
             .await
             .map_err(storage_failure)?;
         row.map(StaffRow::into_staff)
@@ -117,9 +115,7 @@ impl StaffStore {
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Staff>, ServiceError> {
         let rows: Vec<StaffRow> = STAFF
-            .page_query(query)
-            .build_query_as()
-            .fetch_all(&self.pool)
+            .page_rows(&self.pool, query)
             .await
             .map_err(storage_failure)?;
         let staff = rows
@@ -209,10 +205,8 @@ impl StaffStore {
         decide: impl FnOnce(&Staff) -> Result<Option<(Staff, HashUpdate)>, ServiceError>,
     ) -> Result<Committed, ServiceError> {
         let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let sql = format!("SELECT {COLUMNS} FROM staff WHERE id = $1 AND deleted_at IS NULL");
-        let row: Option<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let row: Option<StaffRow> = STAFF
+            .live_row(&mut *tx, id)
             .await
             .map_err(storage_failure)?;
         let current = row
