@@ -29,20 +29,6 @@ async fn directory_row(db: &sqlx::SqlitePool, id: &Value) -> Option<(bool, i64)>
         .unwrap()
 }
 
-/// Waits until the record read-model has seen the patient's delete.
-pub async fn wait_until_patient_deleted(db: &sqlx::SqlitePool, id: &Value) {
-    for _ in 0..200 {
-        if directory_row(db, id)
-            .await
-            .is_some_and(|(deleted, _)| deleted)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the record read-model did not see the delete of patient {id}");
-}
-
 /// Waits until the record read-model has applied the stream up to `sequence`.
 async fn wait_until_applied(db: &sqlx::SqlitePool, sequence: u64) {
     for _ in 0..200 {

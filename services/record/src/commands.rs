@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use kit::EventPublisher;
 use kit::command::{CommandHandler, RequestContext, decode, to_json};
+use kit::directory::CATCH_UP_PATIENCE;
 use kit::directory::Directory;
 use kit::events::now;
 use serde_json::Value;
@@ -135,12 +136,14 @@ impl RecordCommands {
     }
 
     /// The patient and appointment of a new record, checked together so that a client learns
-    /// about both in one answer.
+    /// about both in one answer. The read-model first catches up (bounded) with the stream as it
+    /// is now, not only on an unknown id: a patient deleted a moment ago gets no new record.
     async fn check_references(
         &self,
         patient_id: Uuid,
         appointment_id: Option<Uuid>,
     ) -> Result<(), ServiceError> {
+        self.directory.catch_up().wait(CATCH_UP_PATIENCE).await;
         let patient = self.directory.patient(patient_id).await?;
         let problems: Vec<FieldError> = domain::patient_problem(patient.as_ref())
             .into_iter()
