@@ -6,6 +6,7 @@
 //!   `hospital serve` child process per component, a readiness wait, and an orderly shutdown.
 
 mod components;
+mod events;
 mod up;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     },
     /// Run the whole system: NATS, every service and the gateway, until Ctrl-C.
     Up(up::UpArgs),
+    /// Read the event stream: `tail` prints events, `stats` counts them and shows consumer lag.
+    Events(events::EventsArgs),
 }
 
 #[tokio::main]
@@ -43,6 +46,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { component } => components::serve(&component).await,
         Command::Up(args) => up::run(args).await,
+        Command::Events(args) => events::run(args).await,
     }
 }
 

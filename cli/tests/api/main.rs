@@ -7,6 +7,7 @@ mod auth;
 mod discovery;
 mod errors;
 mod events;
+mod events_cli;
 mod helpers;
 mod outbox;
 mod patients;
