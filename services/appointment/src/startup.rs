@@ -37,16 +37,6 @@ pub struct AppointmentService {
     directory: Directory,
 }
 
-impl AppointmentService {
-    pub fn store(&self) -> &AppointmentStore {
-        &self.store
-    }
-
-    pub fn directory(&self) -> &Directory {
-        &self.directory
-    }
-}
-
 impl Component for AppointmentService {
     type Config = Config;
     const NAME: &'static str = service::APPOINTMENT;

@@ -152,13 +152,6 @@ impl EventPublisher {
             }
         }
     }
-
-    /// How many events wait in the outbox.
-    pub async fn backlog(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.pool)
-            .await
-    }
 }
 
 /// Publishes what the outbox still holds: at start, when a publish failed, and on a timer.

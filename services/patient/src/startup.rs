@@ -29,12 +29,6 @@ pub struct PatientService {
     store: PatientStore,
 }
 
-impl PatientService {
-    pub fn store(&self) -> &PatientStore {
-        &self.store
-    }
-}
-
 impl Component for PatientService {
     type Config = Config;
     const NAME: &'static str = service::PATIENT;

@@ -36,12 +36,6 @@ pub struct RecordService {
     appointments: KnownAppointments,
 }
 
-impl RecordService {
-    pub fn store(&self) -> &RecordStore {
-        &self.store
-    }
-}
-
 impl Component for RecordService {
     type Config = Config;
     const NAME: &'static str = service::RECORD;
