@@ -52,6 +52,7 @@ impl Projection for PeopleProjection {
             actor: Actor::system(),
             request_id: Some(event.event_id.to_string()),
             idempotency_key: None,
+            idempotency: None,
         };
         let at = now();
         let mut caused = Vec::new();

@@ -7,6 +7,7 @@
 use kit::RequestContext;
 use kit::directory::{KnownPatient, KnownStaff};
 use kit::events::{format_timestamp, new_event, storage_failure};
+use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use kit::sqlite::begin_write;
@@ -130,6 +131,7 @@ impl AppointmentStore {
             .map_err(write_failure)?;
         let event = async {
             let row = append_event(&mut tx, &appointment, CREATED, context).await?;
+            idempotency::remember(&mut tx, context, &appointment).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(row)
         }
@@ -174,6 +176,9 @@ impl AppointmentStore {
         let event = record_revision(&mut tx, &revision, context)
             .await
             .map_err(write_failure)?;
+        idempotency::remember(&mut tx, context, &revision.appointment)
+            .await
+            .map_err(storage_failure)?;
         tx.commit().await.map_err(storage_failure)?;
         Ok(Committed {
             appointment: revision.appointment,

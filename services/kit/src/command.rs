@@ -19,12 +19,19 @@ use shared_events::{Actor, ServiceError, headers};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::idempotency::{IdempotencyClaim, KeyStore, Lookup};
+
 /// Who asks, read from the request's headers (set by the gateway from the verified token).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestContext {
     pub actor: Actor,
     pub request_id: Option<String>,
+    /// The client's `Idempotency-Key` header, as sent, on any request.
     pub idempotency_key: Option<String>,
+    /// The key's claim on a write the service keeps keys for (set by the command runner, which
+    /// knows the action and the payload): the store records it with the change, in the same
+    /// transaction, by [`crate::idempotency::remember`]. `None` for reads and system work.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl RequestContext {
@@ -42,6 +49,7 @@ impl RequestContext {
             },
             request_id: get(headers::REQUEST_ID),
             idempotency_key: get(headers::IDEMPOTENCY_KEY),
+            idempotency: None,
         }
     }
 
@@ -51,6 +59,7 @@ impl RequestContext {
             actor: Actor::system(),
             request_id: None,
             idempotency_key: None,
+            idempotency: None,
         }
     }
 }
@@ -89,11 +98,34 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, ServiceError> {
 }
 
 /// Serves `handler` on every action of `spec` until `shutdown`, then waits for requests in
-/// flight to finish.
+/// flight to finish. An `Idempotency-Key` is passed on in the context but not honoured: see
+/// [`serve_commands_with_keys`].
 pub async fn serve_commands<H: CommandHandler>(
     client: async_nats::Client,
     spec: ServiceSpec,
     handler: Arc<H>,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::Error> {
+    serve(client, spec, handler, None, shutdown).await
+}
+
+/// As [`serve_commands`], and honours the `Idempotency-Key` of every write with the keys in
+/// `keys` (the service's own database; see [`crate::idempotency`]).
+pub async fn serve_commands_with_keys<H: CommandHandler>(
+    client: async_nats::Client,
+    spec: ServiceSpec,
+    handler: Arc<H>,
+    keys: KeyStore,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::Error> {
+    serve(client, spec, handler, Some(keys), shutdown).await
+}
+
+async fn serve<H: CommandHandler>(
+    client: async_nats::Client,
+    spec: ServiceSpec,
+    handler: Arc<H>,
+    keys: Option<KeyStore>,
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::Error> {
     let service = client
@@ -107,6 +139,7 @@ pub async fn serve_commands<H: CommandHandler>(
     for &action in spec.actions {
         let mut endpoint = group.endpoint_builder().name(action).add(action).await?;
         let handler = handler.clone();
+        let keys = keys.clone();
         let shutdown = shutdown.clone();
         let in_flight = in_flight.clone();
         listeners.push(tokio::spawn(async move {
@@ -116,7 +149,7 @@ pub async fn serve_commands<H: CommandHandler>(
                     next = endpoint.next() => match next { Some(r) => r, None => break },
                 };
                 let handler = handler.clone();
-                in_flight.spawn(answer(spec.name, action, handler, request));
+                in_flight.spawn(answer(spec.name, action, handler, keys.clone(), request));
             }
             // Dropping the endpoint unsubscribes: no new requests reach this instance.
         }));
@@ -135,21 +168,21 @@ async fn answer<H: CommandHandler>(
     service_name: &'static str,
     action: &'static str,
     handler: Arc<H>,
+    keys: Option<KeyStore>,
     request: service::Request,
 ) {
     let started = Instant::now();
     let context = RequestContext::from_headers(request.message.headers.as_ref());
     let request_id = context.request_id.clone().unwrap_or_default();
-    let result = handler
-        .handle(action, context, request.message.payload.clone())
-        .await;
-    let (status, sent) = match result {
-        Ok(body) => {
-            let bytes = serde_json::to_vec(&body)
-                .map(Bytes::from)
-                .unwrap_or_default();
-            (200, request.respond(Ok(bytes)).await)
+    let payload = request.message.payload.clone();
+    let (result, replayed) = match keys {
+        Some(keys) if crate::idempotency::is_write(action) && context.idempotency_key.is_some() => {
+            run_keyed(&keys, action, handler.as_ref(), context, payload).await
         }
+        _ => (run(action, handler.as_ref(), context, payload).await, false),
+    };
+    let (status, sent) = match result {
+        Ok(bytes) => (200, request.respond(Ok(bytes)).await),
         Err(error) => {
             let status = error.code.http_status();
             let mut reply_headers = HeaderMap::new();
@@ -177,9 +210,55 @@ async fn answer<H: CommandHandler>(
         action,
         request_id,
         status,
+        replayed,
         elapsed_ms,
         "command"
     );
+}
+
+/// Runs the handler; the reply's bytes.
+async fn run<H: CommandHandler>(
+    action: &str,
+    handler: &H,
+    context: RequestContext,
+    payload: Bytes,
+) -> Result<Bytes, ServiceError> {
+    let body = handler.handle(action, context, payload).await?;
+    crate::idempotency::reply_bytes(&body)
+        .map(Bytes::from)
+        .map_err(crate::events::storage_failure)
+}
+
+/// A write with an `Idempotency-Key`: replays the stored reply of the same request, refuses a
+/// different request, or runs it with the claim for the store to record with the change.
+/// Also says whether the reply is a replay.
+async fn run_keyed<H: CommandHandler>(
+    keys: &KeyStore,
+    action: &str,
+    handler: &H,
+    mut context: RequestContext,
+    payload: Bytes,
+) -> (Result<Bytes, ServiceError>, bool) {
+    let key = context.idempotency_key.clone().unwrap_or_default();
+    let claim = IdempotencyClaim::new(&context.actor.id, &key, action, &payload);
+    match keys.lookup(&claim).await {
+        Ok(Lookup::Fresh) => {}
+        Ok(Lookup::Replay(reply)) => return (Ok(reply), true),
+        Ok(Lookup::Mismatch) => return (Err(crate::idempotency::key_reused()), false),
+        Err(error) => return (Err(crate::events::storage_failure(error)), false),
+    }
+    context.idempotency = Some(claim.clone());
+    match run(action, handler, context, payload).await {
+        Ok(reply) => (Ok(reply), false),
+        // Errors are not stored (nothing changed). But when a concurrent request with the same
+        // key committed first, this one failed because of it (its transaction found the key,
+        // or its change now conflicts): answer as that request was answered.
+        Err(error) => match keys.lookup(&claim).await {
+            Ok(Lookup::Replay(reply)) => (Ok(reply), true),
+            Ok(Lookup::Mismatch) => (Err(crate::idempotency::key_reused()), false),
+            Ok(Lookup::Fresh) | Err(_) => (Err(error), false),
+        },
+    }
 }
 
 /// Reads a typed [`ServiceError`] out of an error reply's headers, for clients of the services.

@@ -9,6 +9,8 @@
 //!   publish it after the commit, and a relay that publishes whatever is left (at start and on a timer).
 //! - [`command`]: runs a service's command handlers on the NATS service API (discoverable with
 //!   `nats micro ls`), one task per request, typed errors in the reply headers.
+//! - [`idempotency`]: safe retries: the `Idempotency-Key` of a write, stored with the change in
+//!   the owning service's database, replays the original reply.
 //! - [`read_model`]: read-models fed by a durable JetStream consumer, applied idempotently with
 //!   the consumer position in the same transaction, and the bounded wait for catching up.
 //! - [`directory`]: the read-model of patients and staff that other services validate against.
@@ -25,6 +27,7 @@ pub mod directory;
 pub mod event_stream;
 pub mod events;
 pub mod fields;
+pub mod idempotency;
 pub mod listing;
 pub mod nats;
 pub mod nats_server;

@@ -13,8 +13,9 @@ use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::{CommandHandler, ServiceSpec, serve_commands};
+use crate::command::{CommandHandler, ServiceSpec, serve_commands_with_keys};
 use crate::config::{self, ConfigError, write_setting};
+use crate::idempotency::{self, KeyStore};
 use crate::nats::NatsConfig;
 use crate::runtime::BoxError;
 use crate::{EventPublisher, OutboxRelay};
@@ -33,6 +34,9 @@ pub struct ServiceConfig {
     pub stream_replicas: usize,
     /// `HOSPITAL_OUTBOX_INTERVAL_MS`: how often the outbox is checked for events left behind.
     pub outbox_interval: Duration,
+    /// `HOSPITAL_IDEMPOTENCY_RETENTION_HOURS`: how long `Idempotency-Key`s are kept (default and
+    /// minimum 24 hours).
+    pub idempotency_retention: Duration,
 }
 
 impl ServiceConfig {
@@ -50,6 +54,7 @@ impl ServiceConfig {
                 "HOSPITAL_OUTBOX_INTERVAL_MS",
                 Duration::from_secs(2),
             )?,
+            idempotency_retention: idempotency_retention_from_env()?,
         })
     }
 
@@ -67,8 +72,32 @@ impl ServiceConfig {
             database_url,
             stream_replicas: 1,
             outbox_interval: Duration::from_secs(2),
+            idempotency_retention: idempotency::MIN_RETENTION,
         }
     }
+}
+
+/// `HOSPITAL_IDEMPOTENCY_RETENTION_HOURS`, at least 24 (the promise to clients).
+fn idempotency_retention_from_env() -> Result<Duration, ConfigError> {
+    let min_hours = idempotency::MIN_RETENTION.as_secs() / 3600;
+    retention_of_hours(config::parsed_or(idempotency::RETENTION_VAR, min_hours)?)
+}
+
+fn retention_of_hours(hours: u64) -> Result<Duration, ConfigError> {
+    let min_hours = idempotency::MIN_RETENTION.as_secs() / 3600;
+    if hours < min_hours {
+        return Err(ConfigError::Invalid {
+            var: idempotency::RETENTION_VAR,
+            reason: format!("{hours}: keys are kept at least {min_hours} hours"),
+        });
+    }
+    hours
+        .checked_mul(3600)
+        .map(Duration::from_secs)
+        .ok_or_else(|| ConfigError::Invalid {
+            var: idempotency::RETENTION_VAR,
+            reason: format!("{hours}: too large"),
+        })
 }
 
 impl fmt::Display for ServiceConfig {
@@ -80,6 +109,11 @@ impl fmt::Display for ServiceConfig {
             f,
             "HOSPITAL_OUTBOX_INTERVAL_MS",
             self.outbox_interval.as_millis(),
+        )?;
+        write_setting(
+            f,
+            idempotency::RETENTION_VAR,
+            self.idempotency_retention.as_secs() / 3600,
         )
     }
 }
@@ -93,6 +127,7 @@ pub struct ServiceBase {
     /// Publishes committed outbox rows; shared by the handlers, the relay and read-models.
     pub publisher: EventPublisher,
     outbox_interval: Duration,
+    idempotency_retention: Duration,
 }
 
 impl ServiceBase {
@@ -110,10 +145,12 @@ impl ServiceBase {
             js,
             publisher,
             outbox_interval: config.outbox_interval,
+            idempotency_retention: config.idempotency_retention,
         })
     }
 
-    /// Serves `handler`'s commands and runs the outbox relay until `shutdown`; `background`
+    /// Serves `handler`'s commands (honouring `Idempotency-Key`s with the keys in its database),
+    /// runs the outbox relay and purges expired keys until `shutdown`; `background`
     /// tasks (read-models) must stop on the same token. Then waits for all of them, flushes
     /// NATS and closes the database.
     pub async fn run<H: CommandHandler>(
@@ -125,13 +162,57 @@ impl ServiceBase {
     ) -> Result<(), BoxError> {
         let relay = OutboxRelay::new(self.publisher.clone(), self.outbox_interval);
         let relay = tokio::spawn(relay.run(shutdown.clone()));
-        let served = serve_commands(self.client.clone(), spec, handler, shutdown).await;
+        let keys = KeyStore::new(self.pool.clone());
+        let purge = tokio::spawn(
+            keys.clone()
+                .run_purge(self.idempotency_retention, shutdown.clone()),
+        );
+        let served =
+            serve_commands_with_keys(self.client.clone(), spec, handler, keys, shutdown).await;
         for task in background {
             let _ = task.await;
         }
         let _ = relay.await;
+        let _ = purge.await;
         let _ = self.client.flush().await;
         self.pool.close().await;
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_kept_at_least_a_day() {
+        assert_eq!(retention_of_hours(24).unwrap(), idempotency::MIN_RETENTION);
+        assert_eq!(
+            retention_of_hours(72).unwrap(),
+            Duration::from_secs(72 * 3600)
+        );
+        let error = retention_of_hours(1).unwrap_err().to_string();
+        assert!(
+            error.contains("HOSPITAL_IDEMPOTENCY_RETENTION_HOURS") && error.contains("at least 24"),
+            "{error}"
+        );
+        assert!(retention_of_hours(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn the_retention_is_printed_with_the_configuration() {
+        let config = ServiceConfig::new(
+            "patient",
+            "DATABASE_URL_PATIENT",
+            NatsConfig::new("nats://127.0.0.1:4222"),
+            "sqlite://data/patient.db?mode=rwc".into(),
+        );
+        let printed = config.to_string();
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.contains("HOSPITAL_IDEMPOTENCY_RETENTION_HOURS") && l.ends_with(" 24")),
+            "{printed}"
+        );
     }
 }

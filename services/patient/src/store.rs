@@ -4,6 +4,7 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
 use kit::sqlite::begin_write;
@@ -166,6 +167,7 @@ impl PatientStore {
             patient,
         );
         let row = outbox::append(&mut tx, &event).await?;
+        idempotency::remember(&mut tx, context, patient).await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -210,6 +212,7 @@ impl PatientStore {
                 &next,
             );
             let row = outbox::append(&mut tx, &event).await?;
+            idempotency::remember(&mut tx, context, &next).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(row)
         }

@@ -4,6 +4,7 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use kit::sqlite::begin_write;
@@ -161,6 +162,7 @@ impl RecordStore {
         let event = async {
             let mut tx = begin_write(&self.pool).await?;
             let event = write_change(&mut tx, &record, Change::Created, context).await?;
+            idempotency::remember(&mut tx, context, &record).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(event)
         }
@@ -201,6 +203,7 @@ impl RecordStore {
         };
         let event = async {
             let event = write_change(&mut tx, &next, change, context).await?;
+            idempotency::remember(&mut tx, context, &next).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(event)
         }

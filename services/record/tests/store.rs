@@ -30,6 +30,7 @@ fn doctor() -> RequestContext {
         },
         request_id: None,
         idempotency_key: None,
+        idempotency: None,
     }
 }
 

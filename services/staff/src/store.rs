@@ -3,6 +3,7 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
 use kit::sqlite::begin_write;
@@ -184,6 +185,7 @@ impl StaffStore {
                 &staff,
             );
             let row = outbox::append(&mut tx, &event).await?;
+            idempotency::remember(&mut tx, context, &staff).await?;
             tx.commit().await?;
             Ok(row)
         }
@@ -234,6 +236,7 @@ impl StaffStore {
                 &next,
             );
             let row = outbox::append(&mut tx, &event).await?;
+            idempotency::remember(&mut tx, context, &next).await?;
             tx.commit().await?;
             Ok(row)
         }
