@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod events_cli;
 mod helpers;
+mod idempotency;
 mod outbox;
 mod patients;
 mod records;

@@ -49,7 +49,13 @@ pub fn now() -> DateTime<Utc> {
 
 /// Logs a storage failure and turns it into the generic internal error a client may see.
 pub fn storage_failure(error: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(%error, "storage failure");
+    let error = error.to_string();
+    if error.contains(crate::idempotency::KEY_TAKEN) {
+        // Not a failure: the command runner answers with the other request's reply.
+        tracing::info!(%error, "write rolled back");
+    } else {
+        tracing::error!(%error, "storage failure");
+    }
     ServiceError::internal()
 }
 

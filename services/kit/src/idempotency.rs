@@ -114,10 +114,14 @@ pub fn key_reused() -> ServiceError {
 /// fresh: a concurrent request with the same key committed first. The store's transaction
 /// fails and rolls back; the command runner then replays that other request's reply.
 #[derive(Debug, thiserror::Error)]
-#[error("Idempotency-Key {key:?} was recorded by a concurrent request; rolled back")]
+#[error("{KEY_TAKEN}: {key:?}")]
 pub struct KeyTaken {
     pub key: String,
 }
+
+/// The start of [`KeyTaken`]'s message, by which [`crate::events::storage_failure`] tells this
+/// expected outcome of a race from a real storage failure.
+pub const KEY_TAKEN: &str = "Idempotency-Key recorded by a concurrent request, rolled back";
 
 impl From<KeyTaken> for sqlx::Error {
     fn from(taken: KeyTaken) -> Self {
