@@ -175,9 +175,9 @@ async fn answer<H: CommandHandler>(
     let context = RequestContext::from_headers(request.message.headers.as_ref());
     let request_id = context.request_id.clone().unwrap_or_default();
     let payload = request.message.payload.clone();
-    let (result, replayed) = match keys {
-        Some(keys) if crate::idempotency::is_write(action) && context.idempotency_key.is_some() => {
-            run_keyed(&keys, action, handler.as_ref(), context, payload).await
+    let (result, replayed) = match (keys, context.idempotency_key.clone()) {
+        (Some(keys), Some(key)) if crate::idempotency::is_write(action) => {
+            run_keyed(&keys, &key, action, handler.as_ref(), context, payload).await
         }
         _ => (run(action, handler.as_ref(), context, payload).await, false),
     };
@@ -234,13 +234,13 @@ async fn run<H: CommandHandler>(
 /// Also says whether the reply is a replay.
 async fn run_keyed<H: CommandHandler>(
     keys: &KeyStore,
+    key: &str,
     action: &str,
     handler: &H,
     mut context: RequestContext,
     payload: Bytes,
 ) -> (Result<Bytes, ServiceError>, bool) {
-    let key = context.idempotency_key.clone().unwrap_or_default();
-    let claim = IdempotencyClaim::new(&context.actor.id, &key, action, &payload);
+    let claim = IdempotencyClaim::new(&context.actor.id, key, action, &payload);
     match keys.lookup(&claim).await {
         Ok(Lookup::Fresh) => {}
         Ok(Lookup::Replay(reply)) => return (Ok(reply), true),
