@@ -10,13 +10,13 @@
 use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
 use async_nats::{HeaderMap, RequestError};
-use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared_events::headers;
+use std::time::Duration;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
