@@ -38,15 +38,13 @@ async fn kill_and_restart_while_clients_write(service: &'static str) {
     let start_took = system.restart(service).await;
     let down_for = killed_at.elapsed();
     let back = Instant::now();
+    let mut before_first_ack = Vec::new();
     let first_ack_after = loop {
-        if load
-            .probe(service)
-            .await
-            .0
-            .is_some_and(|s| (200..300).contains(&s))
-        {
+        let (status, latency) = load.probe(service).await;
+        if status.is_some_and(|s| (200..300).contains(&s)) {
             break back.elapsed();
         }
+        before_first_ack.push((status, latency.as_millis()));
         assert!(
             back.elapsed() < patience,
             "{service} acknowledged nothing after its restart"
@@ -66,7 +64,7 @@ async fn kill_and_restart_while_clients_write(service: &'static str) {
     eprintln!(
         "kill -9 {service}: {in_flight_at_kill} of its writes in flight at the kill; down {} ms \
          (restart answered {} ms after spawn); {} writes while it was down, answered {:?} within \
-         {} ms; first write acknowledged {} ms after it answered",
+         {} ms; first write acknowledged {} ms after it answered (refused before: {:?})",
         down_for.as_millis(),
         start_took.as_millis(),
         while_dead.len(),
@@ -76,6 +74,7 @@ async fn kill_and_restart_while_clients_write(service: &'static str) {
             .collect::<std::collections::BTreeSet<_>>(),
         slowest_refusal.as_millis(),
         first_ack_after.as_millis(),
+        before_first_ack,
     );
     eprintln!("  load: {}", journal.summary());
     assert!(
