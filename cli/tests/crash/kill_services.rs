@@ -1,5 +1,6 @@
-//! `kill -9` of each service while clients write through the gateway: afterwards every write a
-//! client saw acknowledged is there, exactly once in the stream, and in every read-model.
+//! `kill -9` of each service (and of the gateway) while clients write through the gateway:
+//! afterwards every write a client saw acknowledged is there, exactly once in the stream, and in
+//! every read-model.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::checks::assert_nothing_acknowledged_was_lost;
 use crate::support::load::{Fixture, Load};
 use crate::support::serial;
-use crate::support::system::System;
+use crate::support::system::{SERVICES, System};
 
 /// How many writes of the victim are acknowledged before the kill and after the restart.
 const WRITES_AROUND_THE_KILL: usize = 10;
@@ -104,4 +105,72 @@ async fn kill_9_of_the_appointment_service_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_record_service_loses_no_acknowledged_write() {
     kill_and_restart_while_clients_write("record").await;
+}
+
+/// The gateway keeps nothing but its connections: while it is dead clients cannot connect (a
+/// prompt transport error, never a hang), the writes it was carrying may or may not have
+/// happened, and once it is back every acknowledged write is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_gateway_loses_no_acknowledged_write() {
+    let _serial = serial().await;
+    let mut system = System::start().await;
+    let token = system.admin_token().await;
+    let fixture = Arc::new(Fixture::create(&system.gateway, token.clone()).await);
+    let load = Load::start(&system.gateway, fixture);
+    let patience = Duration::from_secs(30);
+    for service in SERVICES {
+        load.until_more_acks(service, 5, patience).await;
+    }
+
+    let kill_sent = Instant::now();
+    system.kill9("gateway").await;
+    let mut while_dead = Vec::new();
+    while kill_sent.elapsed() < DEAD_FOR {
+        while_dead.push(load.probe("patient").await);
+    }
+    let start_took = system.restart("gateway").await;
+    let back = Instant::now();
+    let first_ack_after = loop {
+        if load
+            .probe("patient")
+            .await
+            .0
+            .is_some_and(|s| (200..300).contains(&s))
+        {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < patience,
+            "nothing acknowledged after the gateway's restart"
+        );
+    };
+    for service in SERVICES {
+        load.until_more_acks(service, 5, patience).await;
+    }
+    let mut journal = load.stop().await;
+    journal.gateway_down = Some((kill_sent, back + first_ack_after + Duration::from_secs(1)));
+
+    let in_flight_at_kill = journal
+        .outcomes
+        .iter()
+        .filter(|o| o.sent_at < kill_sent && o.answered_at() > kill_sent)
+        .count();
+    let slowest_refusal = while_dead.iter().map(|(_, l)| *l).max().unwrap_or_default();
+    eprintln!(
+        "kill -9 gateway: {in_flight_at_kill} writes in flight at the kill; {} connection attempts \
+         while it was down, each refused within {} ms; restart answered {} ms after spawn; first \
+         write acknowledged {} ms after that",
+        while_dead.len(),
+        slowest_refusal.as_millis(),
+        start_took.as_millis(),
+        first_ack_after.as_millis()
+    );
+    eprintln!("  load: {}", journal.summary());
+    assert!(
+        while_dead
+            .iter()
+            .all(|(status, latency)| status.is_none() && *latency < Duration::from_secs(1)),
+        "while the gateway was dead every request failed at once: {while_dead:?}"
+    );
+    assert_nothing_acknowledged_was_lost(&system, &journal, &token).await;
 }

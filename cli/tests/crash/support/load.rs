@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 /// A request that has no answer after this long has hung: the gateway answers every request
 /// within its 5 s NATS request timeout.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a request that got no answer in [`CLIENT_TIMEOUT`] is journalled.
+const TIMED_OUT: &str = "no answer: timed out";
 /// Writers per service: while one waits out the answer to a request its service died with (a
 /// 504 after the gateway's 5 s request timeout), the other keeps writing.
 const LANES: usize = 2;
@@ -71,6 +73,9 @@ pub struct Journal {
     /// Ids a DELETE was sent for, acknowledged or not: one that was not acknowledged may or
     /// may not have happened.
     pub removals_tried: std::collections::HashSet<String>,
+    /// While the gateway itself is dead, a client cannot connect: transport errors answered in
+    /// this window are excused (a hang never is).
+    pub gateway_down: Option<(Instant, Instant)>,
 }
 
 impl Journal {
@@ -80,7 +85,23 @@ impl Journal {
         for outcome in &self.outcomes {
             let key = match &outcome.result {
                 Ok(status) => status.to_string(),
-                Err(error) => format!("error ({error})"),
+                Err(error) if error.starts_with(TIMED_OUT) => "timed out".to_owned(),
+                Err(_) => "transport error".to_owned(),
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The requests that were not a 2xx, by what they were and how they ended.
+    pub fn refusals_by_request(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for outcome in &self.outcomes {
+            let key = match &outcome.result {
+                Ok(status) if (200..300).contains(status) => continue,
+                Ok(status) => format!("{} {status}", outcome.what),
+                Err(error) if error.starts_with(TIMED_OUT) => format!("{} timed out", outcome.what),
+                Err(_) => format!("{} transport error", outcome.what),
             };
             *counts.entry(key).or_default() += 1;
         }
@@ -97,14 +118,17 @@ impl Journal {
     }
 
     /// The requests that no outage excuses: a hang (no answer within [`CLIENT_TIMEOUT`]), a
-    /// transport error, a 4xx (a write refused for a reason a crash must not cause: an unknown
+    /// transport error (but while the gateway is down), a 4xx (a write refused for a reason a crash must not cause: an unknown
     /// patient, a conflict) or a 5xx other than 502, 503 and 504.
     pub fn inexcusable(&self) -> Vec<&Outcome> {
         self.outcomes
             .iter()
-            .filter(|o| match o.result {
-                Ok(status) => !(200..300).contains(&status) && !matches!(status, 502..=504),
-                Err(_) => true,
+            .filter(|o| match &o.result {
+                Ok(status) => !(200..300).contains(status) && !matches!(status, 502..=504),
+                Err(error) if error.starts_with(TIMED_OUT) => true,
+                Err(_) => !self
+                    .gateway_down
+                    .is_some_and(|(from, to)| (from..=to).contains(&o.answered_at())),
             })
             .collect()
     }
@@ -122,12 +146,14 @@ impl Journal {
     /// One line for `--nocapture`.
     pub fn summary(&self) -> String {
         format!(
-            "{} requests, {} acknowledged writes {:?}; answers {:?}; longest non-2xx answer {} ms",
+            "{} requests, {} acknowledged writes {:?}; answers {:?}; longest non-2xx answer {} ms; \
+             non-2xx by request {:?}",
             self.outcomes.len(),
             self.acks.len(),
             self.acks_by_service(),
             self.by_status(),
-            self.longest_refusal().as_millis()
+            self.longest_refusal().as_millis(),
+            self.refusals_by_request()
         )
     }
 }
@@ -340,7 +366,7 @@ impl Writer {
                 };
                 (Ok(status.as_u16()), reply)
             }
-            Err(error) if error.is_timeout() => (Err("no answer: timed out".to_owned()), None),
+            Err(error) if error.is_timeout() => (Err(TIMED_OUT.to_owned()), None),
             Err(error) => (Err(error.to_string()), None),
         };
         self.journal.lock().unwrap().outcomes.push(Outcome {
