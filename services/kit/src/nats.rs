@@ -63,8 +63,8 @@ fn server_list(url: &str) -> Vec<String> {
 ///
 /// async-nats' default back-off doubles up to 4 s, so after an outage of a few seconds a
 /// component could sit idle for up to 4 s after NATS is back; the front desk would see 503s
-/// for that long. One attempt per second per client is no load on a server, and on a cluster
-/// the other servers of `NATS_URL` are tried in between anyway.
+/// for that long. One attempt per second per client is no load on a server (on a cluster each
+/// attempt tries the next server of `NATS_URL`).
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// The pause before reconnect attempt `attempts` (counted from 1 since the last success): none
