@@ -3,7 +3,9 @@
 //! Every command carries who asks in headers ([`shared_events::headers`]): the caller's id and
 //! role from the verified token, the request id, and the client's `Idempotency-Key`. A reply is
 //! either the JSON data or a typed [`ServiceError`](shared_events::ServiceError); a missing
-//! service is a 503 at once, a slow one a 504 after the request timeout. Never a hang.
+//! service is a 503 at once, a slow one a 504 after the request timeout. Never a hang. While
+//! NATS is unreachable every command is a 503 at once, including one already in flight when the
+//! connection dropped (its reply could no longer arrive).
 
 use async_nats::client::RequestErrorKind;
 use async_nats::connection::State;
@@ -14,6 +16,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared_events::headers;
+use std::time::Duration;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -103,19 +106,24 @@ pub async fn send_command<T: Serialize>(
 ) -> Result<Bytes, ApiError> {
     // While NATS is down a request would only wait out its timeout: answer at once instead.
     if nats.connection_state() != State::Connected {
-        return Err(ApiError::service_unavailable(
-            "the hospital's message bus is unavailable; try again shortly",
-        ));
+        return Err(bus_unavailable());
     }
     let payload = serde_json::to_vec(body).map_err(ApiError::internal)?;
     let subject = shared_events::subjects::command(service, action);
     let request = async_nats::Request::new()
         .headers(headers)
         .payload(payload.into());
-    let reply = nats
-        .send_request(subject, request)
-        .await
-        .map_err(|error| request_failed(service, action, &error))?;
+    let reply = tokio::select! {
+        reply = nats.send_request(subject, request) => {
+            reply.map_err(|error| request_failed(service, action, &error))?
+        }
+        // The reply of a request in flight when the link drops is lost with it: answer 503 now
+        // rather than let the client wait out the request timeout for a 504.
+        () = connection_lost(nats) => {
+            tracing::warn!(service, action, "NATS connection lost while the request was in flight");
+            return Err(bus_unavailable());
+        }
+    };
     match kit::command::error_from_reply(&reply) {
         Some(error) => {
             tracing::debug!(service, action, code = ?error.code, "service refused a command");
@@ -123,6 +131,30 @@ pub async fn send_command<T: Serialize>(
         }
         None => Ok(reply.payload),
     }
+}
+
+/// How often a request in flight looks at the connection state.
+const LINK_CHECK_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Resolves once the client's connection is no longer up.
+///
+/// async-nats keeps its connection state in a watch channel it does not expose, and its
+/// connection events reach us through a bounded channel that drops events when full; so a
+/// request in flight polls `connection_state()` instead: one cheap read every 25 ms, only while
+/// a request waits (most are answered before the first look), and it cannot miss a loss or get
+/// stuck on a lost event.
+async fn connection_lost(nats: &async_nats::Client) {
+    loop {
+        tokio::time::sleep(LINK_CHECK_INTERVAL).await;
+        if nats.connection_state() != State::Connected {
+            return;
+        }
+    }
+}
+
+/// The answer while the gateway has no NATS connection.
+fn bus_unavailable() -> ApiError {
+    ApiError::service_unavailable("the hospital's message bus is unavailable; try again shortly")
 }
 
 /// The client's view of a request that got no reply.

@@ -4,8 +4,8 @@
 //! `HOSPITAL_EVENTS`. The [`ReadModel`] runner consumes the events with one durable consumer per
 //! service (never one per instance), applies each through a [`Projection`] inside a transaction
 //! that also stores the consumer's position, commits, then acknowledges. So a crash between
-//! commit and ack only causes a redelivery, which the stored position (and the projection's
-//! version check) turns into a no-op.
+//! commit and ack only causes a redelivery, which the projection's version check turns into a
+//! no-op.
 //!
 //! [`CatchUp`] answers "have I seen everything up to now?": it looks up the stream's last sequence
 //! for the consumer's subjects and waits (bounded) until the runner has applied it. A service
@@ -33,6 +33,8 @@ use crate::outbox::OutboxRow;
 /// What a read-model does with one event. `apply` runs inside the runner's transaction; any
 /// events it causes (a cascade) are appended to the outbox in that transaction and returned, and
 /// the runner publishes them after the commit.
+/// `apply` must be idempotent: an event seen again, or one older than what the read-model
+/// holds, changes nothing (compare aggregate versions).
 pub trait Projection: Send + Sync + 'static {
     fn apply(
         &self,
@@ -146,19 +148,16 @@ impl<P: Projection> ReadModel<P> {
         Ok(())
     }
 
-    /// Applies the event at `sequence` (unless already applied) and stores the position, in one
-    /// transaction; then publishes what the projection caused.
+    /// Applies the event at `sequence` and stores the position, in one transaction; then
+    /// publishes what the projection caused.
+    ///
+    /// Redeliveries do not come in stream order: after a crash, what was delivered but not
+    /// acknowledged comes back only after `ack_wait`, behind newer events. So a sequence at or
+    /// below the stored position may never have been applied, and skipping it would lose it for
+    /// good; every event goes to the projection, which skips what is not newer than what it
+    /// holds (aggregate versions). The position only moves forward.
     async fn apply(&self, sequence: u64, payload: &[u8]) -> Result<(), async_nats::Error> {
         let mut tx = crate::sqlite::begin_write(&self.pool).await?;
-        let position: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(stream_sequence), 0) FROM read_model_position WHERE consumer = $1",
-        )
-        .bind(&self.subscription.consumer)
-        .fetch_one(&mut *tx)
-        .await?;
-        if sequence as i64 <= position {
-            return Ok(()); // a redelivery of something already applied
-        }
         let caused = match serde_json::from_slice::<EventEnvelope>(payload) {
             Ok(event) => self.projection.apply(&mut tx, &event).await?,
             Err(error) => {
@@ -169,14 +168,19 @@ impl<P: Projection> ReadModel<P> {
         };
         sqlx::query(
             "INSERT INTO read_model_position (consumer, stream_sequence) VALUES ($1, $2)
-             ON CONFLICT (consumer) DO UPDATE SET stream_sequence = excluded.stream_sequence",
+             ON CONFLICT (consumer) DO UPDATE
+             SET stream_sequence = MAX(stream_sequence, excluded.stream_sequence)",
         )
         .bind(&self.subscription.consumer)
         .bind(sequence as i64)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.applied.send_replace(sequence);
+        self.applied.send_if_modified(|applied| {
+            let newer = sequence > *applied;
+            *applied = (*applied).max(sequence);
+            newer
+        });
         if !caused.is_empty() {
             self.publisher.publish_committed(&caused).await;
         }

@@ -1,0 +1,476 @@
+//! What must hold after a crash or an outage: every acknowledged write is in its owner's
+//! database and answered by the API, is in `HOSPITAL_EVENTS` exactly once, every outbox is
+//! empty, and every read-model matches its source.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use serde_json::Value;
+use shared_events::subjects::EVENT_STREAM;
+use sqlx::SqlitePool;
+
+use super::load::{Ack, Change, Journal};
+use super::system::{SERVICES, System};
+
+/// How long the relays and read-models get to catch up after the last write.
+const SETTLE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Opens a service's SQLite file read-only (the service keeps running).
+pub async fn open_database(path: &Path) -> SqlitePool {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    SqlitePool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// Rows waiting in each service's outbox.
+pub async fn outbox_rows(system: &System) -> BTreeMap<&'static str, i64> {
+    let mut rows = BTreeMap::new();
+    for service in SERVICES {
+        let pool = open_database(&system.database_path(service)).await;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&pool)
+            .await
+            .expect("count the outbox");
+        pool.close().await;
+        rows.insert(service, count);
+    }
+    rows
+}
+
+/// Waits until every outbox is empty; how long it took, or what was still waiting.
+pub async fn wait_until_outboxes_are_empty(
+    system: &System,
+    patience: Duration,
+) -> Result<Duration, BTreeMap<&'static str, i64>> {
+    let started = Instant::now();
+    loop {
+        let rows = outbox_rows(system).await;
+        if rows.values().all(|&n| n == 0) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > patience {
+            return Err(rows);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One event as the checks see it.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    pub aggregate: String,
+    pub id: String,
+    pub version: i64,
+    /// `created`, `updated`, `deleted`, `cancelled`, ...
+    pub verb: String,
+}
+
+/// Every event in `HOSPITAL_EVENTS`, read with a plain consumer up to the stream's last
+/// sequence.
+pub async fn all_events(nats: &async_nats::Client) -> Vec<StreamEvent> {
+    let js = jetstream::new(nats.clone());
+    let mut stream = js.get_stream(EVENT_STREAM).await.expect("the event stream");
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .expect("an ephemeral consumer");
+    let mut messages = consumer.messages().await.expect("consume the stream");
+    let mut events = Vec::new();
+    let reading = async {
+        while let Some(message) = messages.next().await {
+            let message = message.expect("an event");
+            let sequence = message.info().expect("message info").stream_sequence;
+            let envelope: Value = serde_json::from_slice(&message.payload).expect("JSON");
+            let text = |field: &str| envelope[field].as_str().unwrap_or_default().to_owned();
+            let event_type = text("type");
+            events.push(StreamEvent {
+                aggregate: text("aggregate"),
+                id: text("aggregate_id"),
+                version: envelope["aggregate_version"].as_i64().unwrap_or(-1),
+                verb: event_type.rsplit('.').next().unwrap_or_default().to_owned(),
+            });
+            if sequence >= last {
+                break;
+            }
+        }
+    };
+    if last > 0 {
+        tokio::time::timeout(Duration::from_secs(30), reading)
+            .await
+            .expect("read the whole stream within 30 s");
+    }
+    events
+}
+
+/// Every acknowledged write has exactly one event (a write by its aggregate id and version, a
+/// removal by its `deleted`/`cancelled` event), and no (aggregate, id, version) appears twice.
+pub fn stream_problems(acks: &[Ack], events: &[StreamEvent]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut by_version: HashMap<(&str, &str, i64), usize> = HashMap::new();
+    let mut removals: HashMap<(&str, &str), usize> = HashMap::new();
+    for event in events {
+        *by_version
+            .entry((&event.aggregate, &event.id, event.version))
+            .or_default() += 1;
+        if matches!(event.verb.as_str(), "deleted" | "cancelled") {
+            *removals.entry((&event.aggregate, &event.id)).or_default() += 1;
+        }
+    }
+    for ((aggregate, id, version), count) in &by_version {
+        if *count > 1 {
+            problems.push(format!(
+                "{aggregate} {id} version {version} is in the stream {count} times"
+            ));
+        }
+    }
+    for ack in acks {
+        match ack.change {
+            Change::Written => {
+                let count = by_version
+                    .get(&(ack.aggregate, ack.id.as_str(), ack.version))
+                    .copied()
+                    .unwrap_or(0);
+                if count != 1 {
+                    problems.push(format!(
+                        "acknowledged {} {} version {} is in the stream {count} times",
+                        ack.aggregate, ack.id, ack.version
+                    ));
+                }
+            }
+            Change::Removed => {
+                let count = removals
+                    .get(&(ack.aggregate, ack.id.as_str()))
+                    .copied()
+                    .unwrap_or(0);
+                if count != 1 {
+                    problems.push(format!(
+                        "acknowledged removal of {} {} is in the stream {count} times",
+                        ack.aggregate, ack.id
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// What the acknowledgements say each aggregate must at least be: its highest acknowledged
+/// version, and whether it was removed.
+fn expectations(acks: &[Ack]) -> BTreeMap<(&'static str, &str), (i64, bool)> {
+    let mut expected: BTreeMap<(&'static str, &str), (i64, bool)> = BTreeMap::new();
+    for ack in acks {
+        let entry = expected.entry((ack.aggregate, &ack.id)).or_default();
+        match ack.change {
+            Change::Written => entry.0 = entry.0.max(ack.version),
+            Change::Removed => entry.1 = true,
+        }
+    }
+    expected
+}
+
+fn plural(aggregate: &str) -> &'static str {
+    match aggregate {
+        "patient" => "patients",
+        "staff" => "staff",
+        "appointment" => "appointments",
+        "record" => "records",
+        other => panic!("no aggregate {other}"),
+    }
+}
+
+/// Every acknowledged aggregate reads back through the API with at least its acknowledged
+/// version, and removed where it was removed (a deleted patient or staff member is a 404, a
+/// cancelled appointment or a record entered in error stays readable with that status).
+pub async fn api_problems(gateway: &str, token: &str, journal: &Journal) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut problems = Vec::new();
+    for ((aggregate, id), (version, removed)) in expectations(&journal.acks) {
+        // A removal the client did not see acknowledged may have happened or not.
+        let maybe_removed = !removed && journal.removals_tried.contains(id);
+        let url = format!("{gateway}/api/{}/{id}", plural(aggregate));
+        let response = http.get(&url).bearer_auth(token).send().await.expect("GET");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        let deletable = matches!(aggregate, "patient" | "staff");
+        if deletable && removed {
+            if status != 404 {
+                problems.push(format!("deleted {aggregate} {id}: GET answered {status}"));
+            }
+            continue;
+        }
+        if deletable && maybe_removed && status == 404 {
+            continue;
+        }
+        if status != 200 {
+            problems.push(format!("{aggregate} {id}: GET answered {status}"));
+            continue;
+        }
+        let read_version = body["version"].as_i64().unwrap_or(0);
+        if read_version < version {
+            problems.push(format!(
+                "{aggregate} {id}: GET shows version {read_version}, {version} was acknowledged"
+            ));
+        }
+        let status_field = body["status"].as_str().unwrap_or_default();
+        let expected_status = match aggregate {
+            "appointment" if removed => Some("cancelled"),
+            "record" if removed => Some("entered_in_error"),
+            _ => None,
+        };
+        if let Some(expected) = expected_status
+            && status_field != expected
+            && !maybe_removed
+        {
+            problems.push(format!(
+                "{aggregate} {id}: status {status_field}, expected {expected}"
+            ));
+        }
+    }
+    problems
+}
+
+/// Every acknowledged aggregate is in its owner's tables with at least its acknowledged version
+/// (every acknowledged version of a record in `record_versions`), removed where it was removed.
+pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String> {
+    let acks = &journal.acks;
+    let mut problems = Vec::new();
+    let mut pools = HashMap::new();
+    for service in SERVICES {
+        pools.insert(service, open_database(&system.database_path(service)).await);
+    }
+    for ((aggregate, id), (version, removed)) in expectations(acks) {
+        let pool = &pools[aggregate];
+        let query = match aggregate {
+            "patient" => "SELECT version, deleted_at IS NOT NULL FROM patients WHERE id = $1",
+            "staff" => "SELECT version, deleted_at IS NOT NULL FROM staff WHERE id = $1",
+            "appointment" => "SELECT version, status = 'cancelled' FROM appointments WHERE id = $1",
+            _ => "SELECT version, status = 'entered_in_error' FROM records WHERE id = $1",
+        };
+        let row: Option<(i64, bool)> = sqlx::query_as(query)
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .expect("read the owner's table");
+        match row {
+            None => problems.push(format!("{aggregate} {id} is not in its owner's database")),
+            Some((stored, _)) if stored < version => problems.push(format!(
+                "{aggregate} {id}: version {stored} stored, {version} was acknowledged"
+            )),
+            Some((_, stored_removed))
+                if stored_removed != removed && !journal.removals_tried.contains(id) =>
+            {
+                problems.push(format!(
+                    "{aggregate} {id}: removed is {stored_removed} in the database, {removed} acknowledged"
+                ))
+            }
+            Some((_, false)) if removed => problems.push(format!(
+                "{aggregate} {id}: its acknowledged removal is not in the database"
+            )),
+            Some(_) => {}
+        }
+    }
+    for ack in acks
+        .iter()
+        .filter(|a| a.aggregate == "record" && a.change == Change::Written)
+    {
+        let kept: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM record_versions WHERE record_id = $1 AND version = $2",
+        )
+        .bind(&ack.id)
+        .bind(ack.version)
+        .fetch_one(&pools["record"])
+        .await
+        .expect("read record_versions");
+        if kept != 1 {
+            problems.push(format!(
+                "record {} version {} is not in record_versions",
+                ack.id, ack.version
+            ));
+        }
+    }
+    for pool in pools.into_values() {
+        pool.close().await;
+    }
+    problems
+}
+
+/// The rows of `query` as `id → the other columns, joined`.
+async fn keyed_rows(pool: &SqlitePool, query: &'static str) -> BTreeMap<String, String> {
+    let rows: Vec<(String, String)> = sqlx::query_as(query)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    rows.into_iter().collect()
+}
+
+/// Where `copy` differs from `source`, both keyed by id.
+fn differences(
+    what: &str,
+    source: &BTreeMap<String, String>,
+    copy: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let ids: BTreeSet<&String> = source.keys().chain(copy.keys()).collect();
+    ids.into_iter()
+        .filter_map(|id| match (source.get(id), copy.get(id)) {
+            (Some(a), Some(b)) if a == b => None,
+            (a, b) => Some(format!("{what} {id}: source {a:?}, read-model {b:?}")),
+        })
+        .collect()
+}
+
+/// Compares every read-model with its source, reading the SQLite files directly: the
+/// `directory_patients` and `directory_staff` tables of the appointment and record services
+/// against the patient service's `patients` and the staff service's `staff` (id, name, role,
+/// deleted or not, version), and the record service's `known_appointments` against the
+/// appointment service's `appointments` (id, patient, status, version). Empty when they match.
+// TODO(merge): replace with `hospital verify`
+pub async fn read_model_differences(data_dir: &Path) -> Vec<String> {
+    let path = |service: &str| data_dir.join(format!("{service}.db"));
+    let patient = open_database(&path("patient")).await;
+    let staff = open_database(&path("staff")).await;
+    let appointment = open_database(&path("appointment")).await;
+    let record = open_database(&path("record")).await;
+    let patients = keyed_rows(
+        &patient,
+        "SELECT id, name || '|' || (deleted_at IS NOT NULL) || '|' || version FROM patients",
+    )
+    .await;
+    let staff_rows = keyed_rows(
+        &staff,
+        "SELECT id, name || '|' || role || '|' || (deleted_at IS NOT NULL) || '|' || version FROM staff",
+    )
+    .await;
+    let appointments = keyed_rows(
+        &appointment,
+        "SELECT id, patient_id || '|' || status || '|' || version FROM appointments",
+    )
+    .await;
+    let mut found = Vec::new();
+    for (service, pool) in [("appointment", &appointment), ("record", &record)] {
+        let directory_patients = keyed_rows(
+            pool,
+            "SELECT id, name || '|' || (deleted <> 0) || '|' || version FROM directory_patients",
+        )
+        .await;
+        let directory_staff = keyed_rows(
+            pool,
+            "SELECT id, name || '|' || role || '|' || (deleted <> 0) || '|' || version FROM directory_staff",
+        )
+        .await;
+        found.extend(differences(
+            &format!("{service}.directory_patients"),
+            &patients,
+            &directory_patients,
+        ));
+        found.extend(differences(
+            &format!("{service}.directory_staff"),
+            &staff_rows,
+            &directory_staff,
+        ));
+    }
+    let known = keyed_rows(
+        &record,
+        "SELECT id, patient_id || '|' || status || '|' || version FROM known_appointments",
+    )
+    .await;
+    found.extend(differences(
+        "record.known_appointments",
+        &appointments,
+        &known,
+    ));
+    for pool in [patient, staff, appointment, record] {
+        pool.close().await;
+    }
+    found
+}
+
+/// Waits until every read-model matches its source; how long it took, or the differences left.
+pub async fn wait_until_read_models_match(
+    data_dir: &Path,
+    patience: Duration,
+) -> Result<Duration, Vec<String>> {
+    let started = Instant::now();
+    loop {
+        let found = read_model_differences(data_dir).await;
+        if found.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > patience {
+            return Err(found);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fails with the first few `problems`, if any.
+fn assert_none(what: &str, problems: &[String]) {
+    if !problems.is_empty() {
+        let shown: Vec<&String> = problems.iter().take(10).collect();
+        panic!("{what}: {} problems, first: {shown:#?}", problems.len());
+    }
+}
+
+/// Everything a client saw acknowledged survived: in the owner's database and the API, exactly
+/// once in the stream once every outbox has drained, and in every read-model. Prints what it
+/// measured.
+pub async fn assert_nothing_acknowledged_was_lost(system: &System, journal: &Journal, token: &str) {
+    let inexcusable = journal.inexcusable();
+    if !inexcusable.is_empty() {
+        let shown: Vec<_> = inexcusable.iter().take(10).collect();
+        panic!(
+            "{} requests ended in a way no outage excuses (hang, transport error, 4xx, 500): {shown:#?}",
+            inexcusable.len()
+        );
+    }
+    assert!(
+        journal.acks_by_service().len() == SERVICES.len(),
+        "every service acknowledged writes: {:?}",
+        journal.acks_by_service()
+    );
+    let drained = wait_until_outboxes_are_empty(system, SETTLE_PATIENCE)
+        .await
+        .unwrap_or_else(|rows| panic!("outboxes not drained within {SETTLE_PATIENCE:?}: {rows:?}"));
+    assert_none(
+        "the owners' databases",
+        &database_problems(system, journal).await,
+    );
+    assert_none(
+        "the API",
+        &api_problems(&system.gateway, token, journal).await,
+    );
+    let events = all_events(&system.nats).await;
+    assert_none("the stream", &stream_problems(&journal.acks, &events));
+    let converged = wait_until_read_models_match(system.data_dir(), SETTLE_PATIENCE)
+        .await
+        .unwrap_or_else(|found| {
+            panic!(
+                "read-models still differ from their sources after {SETTLE_PATIENCE:?}: {} differences, first: {:#?}",
+                found.len(),
+                found.iter().take(10).collect::<Vec<_>>()
+            )
+        });
+    eprintln!(
+        "  verified: {} acknowledged writes on {} aggregates all in the owners' databases and the API; \
+         {} events in the stream, each acknowledged write exactly once, no duplicates; \
+         outboxes empty after {} ms; read-models matched their sources after {} ms",
+        journal.acks.len(),
+        expectations(&journal.acks).len(),
+        events.len(),
+        drained.as_millis(),
+        converged.as_millis()
+    );
+}

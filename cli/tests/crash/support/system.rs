@@ -1,0 +1,256 @@
+//! The whole system as OS processes: a nats-server of our own (free port, temporary store), and
+//! one `hospital serve <component>` process per component with the environment `hospital up`
+//! gives its children (`cli/src/up.rs`, `Settings::command_for`), on a fresh data directory.
+//! A component can be killed with SIGKILL, frozen (SIGSTOP/SIGCONT) and started again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use kit::nats_server::{TestNatsServer, free_port};
+
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub const JWT_SECRET: &str = "a-crash-test-secret-that-is-long-enough-0123456789";
+
+/// The owning services, in the order `hospital up` starts them.
+pub const SERVICES: [&str; 4] = ["patient", "staff", "appointment", "record"];
+/// Every component: the services, then the gateway.
+pub const COMPONENTS: [&str; 5] = ["patient", "staff", "appointment", "record", "gateway"];
+
+/// How long a component may take to answer after it was started.
+const START_PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct System {
+    pub nats_server: TestNatsServer,
+    /// An observer's NATS client (reconnecting, as an operator's tool would).
+    pub nats: async_nats::Client,
+    pub data_dir: tempfile::TempDir,
+    /// `http://127.0.0.1:<port>`
+    pub gateway: String,
+    http_addr: SocketAddr,
+    processes: BTreeMap<&'static str, tokio::process::Child>,
+}
+
+impl System {
+    /// nats-server, the four services and the gateway, each a process; returns once the
+    /// gateway's `/ready` says every service answers.
+    pub async fn start() -> System {
+        let nats_server = TestNatsServer::start().await;
+        let nats = kit::nats::connect(&kit::nats::NatsConfig::new(nats_server.url()), "observer")
+            .await
+            .expect("connect the observer to the test nats-server");
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        std::fs::create_dir_all(data_dir.path().join("logs")).expect("log directory");
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut system = System {
+            nats_server,
+            nats,
+            data_dir,
+            gateway: format!("http://{http_addr}"),
+            http_addr,
+            processes: BTreeMap::new(),
+        };
+        for name in COMPONENTS {
+            system.spawn(name);
+        }
+        system
+            .wait_until_ready(START_PATIENCE)
+            .await
+            .unwrap_or_else(|last| panic!("the system did not come up: /ready said {last}"));
+        system
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// Where a component's stdout and stderr go (appended across restarts).
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.data_dir().join("logs").join(format!("{name}.log"))
+    }
+
+    /// A service's SQLite file.
+    pub fn database_path(&self, service: &str) -> PathBuf {
+        self.data_dir().join(format!("{service}.db"))
+    }
+
+    /// `hospital serve <name>` with what `hospital up` sets for it: `NATS_URL`,
+    /// `HOSPITAL_DATA_DIR`, the service's `DATABASE_URL_<SERVICE>` (a SQLite file in the data
+    /// directory), and for the gateway only `JWT_SECRET_KEY` and `HOSPITAL_HTTP_ADDR`. The staff
+    /// service also gets the first administrator's password, as an operator would set it.
+    fn command(&self, name: &'static str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+        command
+            .args(["serve", name])
+            // No `.env` of the checkout is read: the data directory has none.
+            .current_dir(self.data_dir())
+            .env("NATS_URL", self.nats_server.url())
+            .env("HOSPITAL_DATA_DIR", self.data_dir())
+            .env("RUST_LOG", "info");
+        if name == "gateway" {
+            command
+                .env("JWT_SECRET_KEY", JWT_SECRET)
+                .env("HOSPITAL_HTTP_ADDR", self.http_addr.to_string());
+        } else {
+            let var = format!("DATABASE_URL_{}", name.to_ascii_uppercase());
+            command
+                .env(var, kit::config::sqlite_url_in(self.data_dir(), name))
+                .env_remove("JWT_SECRET_KEY");
+            if name == "staff" {
+                command.env("HOSPITAL_ADMIN_PASSWORD", ADMIN_PASSWORD);
+            }
+        }
+        command
+    }
+
+    /// Starts the component's process (it must not be running).
+    pub fn spawn(&mut self, name: &'static str) {
+        assert!(
+            !self.processes.contains_key(name),
+            "{name} is already running"
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(name))
+            .expect("open the component's log");
+        let child = self
+            .command(name)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start hospital serve {name}: {e}"));
+        self.processes.insert(name, child);
+    }
+
+    pub fn pid(&self, name: &str) -> i32 {
+        let child = self.processes.get(name).expect("a running component");
+        child.id().expect("not yet reaped") as i32
+    }
+
+    /// `kill -9`: no shutdown, no flush, nothing finishes. Returns once the process is gone.
+    pub async fn kill9(&mut self, name: &str) {
+        let mut child = self.processes.remove(name).expect("a running component");
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.expect("reap the killed process");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{name} died of SIGKILL"
+        );
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT) to the component's process.
+    pub fn signal(&self, name: &str, signal: libc::c_int) {
+        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own live child.
+        let result = unsafe { libc::kill(self.pid(name), signal) };
+        assert_eq!(result, 0, "signal {signal} to {name}");
+    }
+
+    /// Starts a killed component again and waits until it answers.
+    pub async fn restart(&mut self, name: &'static str) -> Duration {
+        let started = Instant::now();
+        self.spawn(name);
+        self.wait_until_answering(name, START_PATIENCE).await;
+        started.elapsed()
+    }
+
+    /// A service answers the service API's `$SRV.PING.<name>`; the gateway answers `/health`.
+    pub async fn wait_until_answering(&mut self, name: &str, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        let http = reqwest::Client::new();
+        while Instant::now() < deadline {
+            self.fail_if_exited(name);
+            let answering = if name == "gateway" {
+                http.get(format!("{}/health", self.gateway))
+                    .timeout(Duration::from_millis(500))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            } else {
+                let request = async_nats::Request::new()
+                    .payload("".into())
+                    .timeout(Some(Duration::from_millis(500)));
+                self.nats
+                    .send_request(format!("$SRV.PING.{name}"), request)
+                    .await
+                    .is_ok()
+            };
+            if answering {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{name} did not answer within {patience:?}; see {}",
+            self.log_path(name).display()
+        );
+    }
+
+    fn fail_if_exited(&mut self, name: &str) {
+        if let Some(child) = self.processes.get_mut(name)
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!(
+                "{name} exited ({status}); see {}",
+                self.log_path(name).display()
+            );
+        }
+    }
+
+    /// Waits until the gateway's `/ready` answers 200; the error is its last answer.
+    pub async fn wait_until_ready(&mut self, patience: Duration) -> Result<Duration, String> {
+        let started = Instant::now();
+        let http = reqwest::Client::new();
+        let mut last = String::from("nothing yet");
+        while started.elapsed() < patience {
+            for name in COMPONENTS {
+                self.fail_if_exited(name);
+            }
+            match http
+                .get(format!("{}/ready", self.gateway))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+            {
+                Ok(response) if response.status().is_success() => return Ok(started.elapsed()),
+                Ok(response) => {
+                    last = format!(
+                        "{} {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    );
+                }
+                Err(error) => last = error.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(last)
+    }
+
+    /// Logs in as the administrator.
+    pub async fn admin_token(&self) -> String {
+        let response = reqwest::Client::new()
+            .post(format!("{}/auth/login", self.gateway))
+            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(response.status(), 200, "admin login");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for child in self.processes.values_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
