@@ -70,4 +70,8 @@ impl Projection for PeopleProjection {
         }
         Ok(caused)
     }
+
+    async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        directory::reset(conn).await
+    }
 }
