@@ -4,9 +4,12 @@
 //!   list of parts is [`components::COMPONENTS`].
 //! - `hospital up` runs the whole system on one machine ([`up`]): an embedded nats-server, one
 //!   `hospital serve` child process per component, a readiness wait, and an orderly shutdown.
+//! - `hospital events` reads the stream; `hospital replay` rebuilds a read-model from it.
 
 mod components;
 mod events;
+mod parked;
+mod replay;
 mod up;
 
 use std::process::ExitCode;
@@ -36,6 +39,8 @@ enum Command {
     Up(up::UpArgs),
     /// Read the event stream: `tail` prints events, `stats` counts them and shows consumer lag.
     Events(events::EventsArgs),
+    /// Rebuild a service's read-models from the first event (the service must be stopped).
+    Replay(replay::ReplayArgs),
 }
 
 #[tokio::main]
@@ -47,6 +52,7 @@ async fn main() -> ExitCode {
         Command::Serve { component } => components::serve(&component).await,
         Command::Up(args) => up::run(args).await,
         Command::Events(args) => events::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
     }
 }
 

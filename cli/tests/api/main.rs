@@ -14,4 +14,5 @@ mod patients;
 mod records;
 mod records_history;
 mod records_read_model;
+mod replay;
 mod staff;

@@ -55,8 +55,10 @@ pub trait Projection: Send + Sync + 'static {
     /// Empties every table the projection fills, inside the caller's transaction (a rebuild
     /// then applies the stream from its first event). The position and parked rows are the
     /// runner's to reset.
-    fn reset(&self, conn: &mut SqliteConnection)
-    -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn reset(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 /// The delivery on which an event that keeps failing is parked instead of retried again.
@@ -121,7 +123,11 @@ async fn park_row(
 ) -> Result<(), sqlx::Error> {
     let event_id = serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| v.get("event_id").and_then(|id| id.as_str()).map(str::to_owned));
+        .and_then(|v| {
+            v.get("event_id")
+                .and_then(|id| id.as_str())
+                .map(str::to_owned)
+        });
     sqlx::query(
         "INSERT INTO read_model_parked (consumer, stream_sequence, subject, event_id, error, payload, parked_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -574,8 +580,7 @@ async fn apply_batch<P: Projection>(
     let events: Vec<Result<EventEnvelope, String>> = batch
         .iter()
         .map(|read| {
-            serde_json::from_slice(&read.payload)
-                .map_err(|e| format!("not an event envelope: {e}"))
+            serde_json::from_slice(&read.payload).map_err(|e| format!("not an event envelope: {e}"))
         })
         .collect();
     let mut failed: HashMap<usize, String> = HashMap::new();
@@ -598,7 +603,15 @@ async fn apply_batch<P: Projection>(
                     }
                 },
             };
-            park_row(&mut tx, consumer, read.sequence, &read.subject, &read.payload, &error).await?;
+            park_row(
+                &mut tx,
+                consumer,
+                read.sequence,
+                &read.subject,
+                &read.payload,
+                &error,
+            )
+            .await?;
         }
         if let Some(last) = batch.last() {
             store_position(&mut tx, consumer, last.sequence).await?;

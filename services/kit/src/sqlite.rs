@@ -31,7 +31,10 @@ pub enum OpenError {
     )]
     Locked { database: String, lock: String },
     #[error("cannot lock the database ({lock}): {source}")]
-    Lock { lock: String, source: std::io::Error },
+    Lock {
+        lock: String,
+        source: std::io::Error,
+    },
 }
 
 impl OpenError {
