@@ -11,6 +11,7 @@ mod events;
 mod parked;
 mod replay;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     Events(events::EventsArgs),
     /// Rebuild a service's read-models from the first event (the service must be stopped).
     Replay(replay::ReplayArgs),
+    /// Compare every read-model with its source and every change with its event; exit 1 on
+    /// any difference.
+    Verify(verify::VerifyArgs),
 }
 
 #[tokio::main]
@@ -53,6 +57,7 @@ async fn main() -> ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }
 

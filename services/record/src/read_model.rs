@@ -47,6 +47,21 @@ impl Projection for RecordReadModel {
         Ok(Vec::new())
     }
 
+    /// Patients and staff in a few multi-row statements, appointments one by one.
+    async fn apply_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        events: &[&EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        directory::apply_many(&mut *conn, events).await?;
+        for event in events {
+            if event.aggregate == Aggregate::Appointment {
+                apply_appointment(&mut *conn, event).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         directory::reset(&mut *conn).await?;
         sqlx::query("DELETE FROM known_appointments")
