@@ -39,7 +39,7 @@ fn event(n: usize, context: &RequestContext) -> (String, Vec<u8>) {
         FIRST[aggregate % FIRST.len()],
         LAST[(aggregate / FIRST.len()) % LAST.len()]
     );
-    let deleted = step == 3 && aggregate % 10 == 0;
+    let deleted = step == 3 && aggregate.is_multiple_of(10);
     let verb = match (step, deleted) {
         (1, _) => "created",
         (_, true) => "deleted",

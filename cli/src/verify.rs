@@ -186,7 +186,7 @@ async fn check(
 
     let _ = writeln!(
         text,
-        "{:<32} {:<22} {:>7} {:>7} {:>7} {:>5} {:>9}",
+        "{:<32} {:<24} {:>7} {:>7} {:>7} {:>5} {:>9}",
         "READ-MODEL", "SOURCE", "SOURCE#", "ROWS", "MISSING", "EXTRA", "DIFFERING"
     );
     for comparison in &COMPARISONS {
@@ -228,7 +228,7 @@ async fn check(
         differences += missing + extra + differing;
         let _ = writeln!(
             text,
-            "{:<32} {:<22} {:>7} {:>7} {:>7} {:>5} {:>9}",
+            "{:<32} {:<24} {:>7} {:>7} {:>7} {:>5} {:>9}",
             name,
             format!("{}.{}", comparison.source.0, comparison.source.1),
             source.len(),

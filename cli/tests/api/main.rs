@@ -16,3 +16,4 @@ mod records_history;
 mod records_read_model;
 mod replay;
 mod staff;
+mod verify;
