@@ -15,5 +15,6 @@ mod records;
 mod records_history;
 mod records_read_model;
 mod replay;
+mod restore;
 mod staff;
 mod verify;

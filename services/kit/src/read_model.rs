@@ -733,3 +733,73 @@ mod tests {
         ));
     }
 }
+
+/// Restores an owning service's own tables from its own events (disaster recovery): reads
+/// `subject` (such as `hospital.events.patient.>`) from the first event with an ordered
+/// consumer up to its last sequence now, and hands each event to `restorer` ([`REBUILD_BATCH`]
+/// per transaction). Any event that cannot be applied stops the restore: a recovered database
+/// must be complete. No position is stored and nothing is published: the events already exist.
+pub async fn restore<P: Projection>(
+    js: &jetstream::Context,
+    pool: &SqlitePool,
+    subject: &str,
+    restorer: &P,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Rebuilt, RebuildError> {
+    let started = Instant::now();
+    let subjects = vec![subject.to_owned()];
+    let target = last_sequence(js, &subjects)
+        .await
+        .map_err(RebuildError::Stream)?;
+    let mut restored = Rebuilt {
+        events: 0,
+        parked: 0,
+        published: 0,
+        last_sequence: 0,
+        elapsed: Duration::ZERO,
+    };
+    if target > 0 {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Read>(4 * REBUILD_BATCH);
+        let reader = tokio::spawn(read_until(js.clone(), subjects, target, sender));
+        let mut last_report = Instant::now();
+        let mut tx = crate::sqlite::begin_write(pool).await?;
+        let mut in_tx = 0;
+        while let Some(read) = receiver.recv().await {
+            let event: EventEnvelope = serde_json::from_slice(&read.payload).map_err(|e| {
+                sqlx::Error::Decode(
+                    format!(
+                        "event at sequence {} is not an envelope: {e}",
+                        read.sequence
+                    )
+                    .into(),
+                )
+            })?;
+            restorer.apply(&mut tx, &event).await?;
+            restored.events += 1;
+            restored.last_sequence = read.sequence;
+            in_tx += 1;
+            if in_tx == REBUILD_BATCH {
+                tx.commit().await?;
+                tx = crate::sqlite::begin_write(pool).await?;
+                in_tx = 0;
+            }
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                progress(&Progress {
+                    events: restored.events,
+                    sequence: restored.last_sequence,
+                    target,
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        tx.commit().await?;
+        match reader.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(RebuildError::Stream(error)),
+            Err(error) => return Err(RebuildError::Stream(error.into())),
+        }
+    }
+    restored.elapsed = started.elapsed();
+    Ok(restored)
+}
