@@ -6,9 +6,7 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 use crate::records::{create_record, note, send};
-use crate::replay::{
-    db, hospital_in, rows, stderr, stdout, system_with_history, wait_until_caught_up,
-};
+use crate::replay::{db, rows, stderr, stdout, system_with_history, wait_until_caught_up};
 
 /// The owners' tables, each in a comparable form (the staff password hash left out: events
 /// never carry it).

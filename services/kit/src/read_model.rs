@@ -711,29 +711,6 @@ async fn apply_batch<P: Projection>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::subject_matches;
-
-    #[test]
-    fn subjects_match_nats_wildcards() {
-        let subject = "hospital.events.patient.abc.created";
-        assert!(subject_matches("hospital.events.patient.>", subject));
-        assert!(subject_matches("hospital.events.*.*.created", subject));
-        assert!(subject_matches(subject, subject));
-        assert!(!subject_matches("hospital.events.staff.>", subject));
-        assert!(!subject_matches("hospital.events.*.*", subject));
-        assert!(!subject_matches(
-            "hospital.events.patient.abc.created.x",
-            subject
-        ));
-        assert!(!subject_matches(
-            "hospital.events.patient.abc.created.>",
-            subject
-        ));
-    }
-}
-
 /// Restores an owning service's own tables from its own events (disaster recovery): reads
 /// `subject` (such as `hospital.events.patient.>`) from the first event with an ordered
 /// consumer up to its last sequence now, and hands each event to `restorer` ([`REBUILD_BATCH`]
@@ -802,4 +779,27 @@ pub async fn restore<P: Projection>(
     }
     restored.elapsed = started.elapsed();
     Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn subjects_match_nats_wildcards() {
+        let subject = "hospital.events.patient.abc.created";
+        assert!(subject_matches("hospital.events.patient.>", subject));
+        assert!(subject_matches("hospital.events.*.*.created", subject));
+        assert!(subject_matches(subject, subject));
+        assert!(!subject_matches("hospital.events.staff.>", subject));
+        assert!(!subject_matches("hospital.events.*.*", subject));
+        assert!(!subject_matches(
+            "hospital.events.patient.abc.created.x",
+            subject
+        ));
+        assert!(!subject_matches(
+            "hospital.events.patient.abc.created.>",
+            subject
+        ));
+    }
 }
