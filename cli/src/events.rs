@@ -32,7 +32,7 @@ enum EventsCommand {
     Stats(Target),
 }
 
-/// Which NATS to read from.
+/// Which NATS to read from (and, for the commands that open databases, which data directory).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// NATS URL (a comma-separated server list) [default: <data-dir>/nats-url, else
@@ -47,12 +47,19 @@ pub struct Target {
         env = "HOSPITAL_DATA_DIR",
         default_value = "./data"
     )]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Target {
+    /// A service's database: `DATABASE_URL_<SERVICE>`, else `<data-dir>/<service>.db` (as
+    /// `hospital up` configures its services).
+    pub(crate) fn database_url(&self, var: &'static str, service: &str) -> String {
+        kit::config::optional(var)
+            .unwrap_or_else(|| kit::config::sqlite_url_in(&self.data_dir, service))
+    }
+
     /// `--nats-url`, else `NATS_URL`, else what `hospital up` wrote, else the default port.
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         if let Some(url) = self.nats_url.as_deref().filter(|u| !u.trim().is_empty()) {
             return url.to_owned();
         }
@@ -60,7 +67,7 @@ impl Target {
     }
 
     /// Connects once, without retrying: an operator wants an error, not a hang.
-    async fn connect(&self) -> anyhow::Result<async_nats::Client> {
+    pub(crate) async fn connect(&self) -> anyhow::Result<async_nats::Client> {
         let url = self.url();
         let servers: Vec<&str> = url
             .split(',')

@@ -4,10 +4,17 @@
 //!   list of parts is [`components::COMPONENTS`].
 //! - `hospital up` runs the whole system on one machine ([`up`]): an embedded nats-server, one
 //!   `hospital serve` child process per component, a readiness wait, and an orderly shutdown.
+//! - `hospital events` reads the stream; `hospital replay` rebuilds a read-model from it;
+//!   `hospital verify` checks read-models and events against the owners' tables;
+//!   `hospital restore` rebuilds an owner's tables from its events.
 
 mod components;
 mod events;
+mod parked;
+mod replay;
+mod restore;
 mod up;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -36,6 +43,13 @@ enum Command {
     Up(up::UpArgs),
     /// Read the event stream: `tail` prints events, `stats` counts them and shows consumer lag.
     Events(events::EventsArgs),
+    /// Rebuild a service's read-models from the first event (the service must be stopped).
+    Replay(replay::ReplayArgs),
+    /// Compare every read-model with its source and every change with its event; exit 1 on
+    /// any difference.
+    Verify(verify::VerifyArgs),
+    /// Rebuild an owning service's own tables from its own events into an empty database.
+    Restore(restore::RestoreArgs),
 }
 
 #[tokio::main]
@@ -47,6 +61,9 @@ async fn main() -> ExitCode {
         Command::Serve { component } => components::serve(&component).await,
         Command::Up(args) => up::run(args).await,
         Command::Events(args) => events::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Restore(args) => restore::run(args).await,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `hospital events stats`: the stream's size, how many events of each kind it holds, and how far
-//! behind each durable consumer (the read-models) is.
+//! behind each durable consumer (the read-models) is, and the events the read-models parked.
 
 use std::collections::BTreeMap;
 
@@ -45,6 +45,11 @@ pub async fn run(target: &Target) -> anyhow::Result<()> {
     print!("{}", per_kind_table(&by_aggregate_and_verb(counts)));
     println!();
     print!("{}", consumer_table(&consumers));
+    println!();
+    print!(
+        "{}",
+        crate::parked::table(&crate::parked::read(target).await, 20)
+    );
     Ok(())
 }
 

@@ -15,4 +15,7 @@ mod patients;
 mod records;
 mod records_history;
 mod records_read_model;
+mod replay;
+mod restore;
 mod staff;
+mod verify;

@@ -25,7 +25,7 @@ async fn outbox_rows(pool: &sqlx::SqlitePool) -> i64 {
 async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it_returns() {
     let mut app = spawn_app().await;
     let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
-    let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
+    let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     let config = NatsConfig {
         url: app.nats_server.url(),
         request_timeout: Duration::from_secs(1),
@@ -88,7 +88,7 @@ async fn events_left_in_the_outbox_by_a_crash_are_published_by_the_relay() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
-    let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
+    let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     // Commit a change and its outbox row, then "crash" before publishing: nothing publishes it
     // but the relay.
     let store = PatientStore::new(pool.clone());

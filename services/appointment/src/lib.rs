@@ -16,6 +16,7 @@ pub mod commands;
 pub mod domain;
 pub mod filters;
 pub mod read_model;
+pub mod restore;
 pub mod startup;
 pub mod store;
 

@@ -71,4 +71,28 @@ impl Projection for PeopleProjection {
         }
         Ok(caused)
     }
+
+    /// Runs of events are upserted together; each delete goes through [`Self::apply`] in its
+    /// place in the order, for its cascade.
+    async fn apply_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        events: &[&EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        let mut run = Vec::new();
+        for event in events {
+            if event.verb() == "deleted" {
+                directory::apply_many(&mut *conn, &run).await?;
+                run.clear();
+                self.apply(&mut *conn, event).await?;
+            } else {
+                run.push(*event);
+            }
+        }
+        directory::apply_many(conn, &run).await
+    }
+
+    async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        directory::reset(conn).await
+    }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::domain::{self, CREATED, Revision};
 use crate::filters::AppointmentFilter;
 
-mod rows;
+pub(crate) mod rows;
 
 use rows::{AppointmentRow, COLUMNS, into_appointments, write_row};
 

@@ -11,11 +11,13 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+
 use shared_events::patient::Patient;
 use shared_events::staff::{Staff, StaffRole};
 use shared_events::subjects::events_of;
 use shared_events::{Aggregate, EventEnvelope, ServiceError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use crate::events::storage_failure;
@@ -64,10 +66,7 @@ pub async fn apply(
 ) -> Result<Applied, sqlx::Error> {
     let result = match event.aggregate {
         Aggregate::Patient => {
-            let Ok(patient) = serde_json::from_value::<Patient>(event.data.clone()) else {
-                tracing::error!(event_id = %event.event_id, "patient event without a patient");
-                return Ok(Applied::Skipped);
-            };
+            let patient = decode::<Patient>(event, "patient")?;
             sqlx::query(
                 "INSERT INTO directory_patients (id, name, deleted, version) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, deleted = excluded.deleted,
@@ -82,10 +81,7 @@ pub async fn apply(
             .await?
         }
         Aggregate::Staff => {
-            let Ok(staff) = serde_json::from_value::<Staff>(event.data.clone()) else {
-                tracing::error!(event_id = %event.event_id, "staff event without a staff member");
-                return Ok(Applied::Skipped);
-            };
+            let staff = decode::<Staff>(event, "staff member")?;
             sqlx::query(
                 "INSERT INTO directory_staff (id, name, role, deleted, version) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
@@ -107,6 +103,96 @@ pub async fn apply(
     } else {
         Applied::Skipped
     })
+}
+
+/// Applies many patient and staff events in order, in a few multi-row statements (a rebuild):
+/// the same result as [`apply`] on each, since every row keeps its newest version. Other
+/// events are ignored.
+pub async fn apply_many(
+    conn: &mut SqliteConnection,
+    events: &[&EventEnvelope],
+) -> Result<(), sqlx::Error> {
+    const ROWS: usize = 200;
+    let mut patients = Vec::new();
+    let mut staff = Vec::new();
+    for event in events {
+        match event.aggregate {
+            Aggregate::Patient => {
+                let patient = decode::<Patient>(event, "patient")?;
+                patients.push((patient, event.aggregate_version));
+            }
+            Aggregate::Staff => {
+                let member = decode::<Staff>(event, "staff member")?;
+                staff.push((member, event.aggregate_version));
+            }
+            Aggregate::Appointment | Aggregate::Record => {}
+        }
+    }
+    for chunk in patients.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO directory_patients (id, name, deleted, version) ",
+        );
+        sql.push_values(chunk, |mut row, (patient, version)| {
+            row.push_bind(patient.id.to_string())
+                .push_bind(&patient.name)
+                .push_bind(patient.deleted_at.is_some())
+                .push_bind(*version);
+        });
+        sql.push(
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, deleted = excluded.deleted,
+                                            version = excluded.version
+              WHERE excluded.version > directory_patients.version",
+        );
+        sql.build().execute(&mut *conn).await?;
+    }
+    for chunk in staff.chunks(ROWS) {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO directory_staff (id, name, role, deleted, version) ",
+        );
+        sql.push_values(chunk, |mut row, (member, version)| {
+            row.push_bind(member.id.to_string())
+                .push_bind(&member.name)
+                .push_bind(member.role.as_str())
+                .push_bind(member.deleted_at.is_some())
+                .push_bind(*version);
+        });
+        sql.push(
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
+                                            deleted = excluded.deleted, version = excluded.version
+              WHERE excluded.version > directory_staff.version",
+        );
+        sql.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Decodes an event's `data` (without copying it). A failure is `sqlx::Error::Decode`, which
+/// the read-model runner treats as permanent and parks the event.
+pub fn decode<'a, T: Deserialize<'a>>(
+    event: &'a EventEnvelope,
+    what: &str,
+) -> Result<T, sqlx::Error> {
+    T::deserialize(&event.data).map_err(|error| {
+        sqlx::Error::Decode(
+            format!(
+                "{} event {} does not carry a {what}: {error}",
+                event.aggregate.as_str(),
+                event.event_id
+            )
+            .into(),
+        )
+    })
+}
+
+/// Empties the directory tables (a rebuild starts from nothing).
+pub async fn reset(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM directory_patients")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM directory_staff")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Looks people up in the directory, waiting for the read-model to catch up when an id is not

@@ -24,6 +24,7 @@ const SCHEMA: &str = "
     CREATE TABLE directory_staff (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, deleted INTEGER NOT NULL, version INTEGER NOT NULL);
     CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload TEXT NOT NULL, created_at TEXT NOT NULL);
     CREATE TABLE applied_log (event_id TEXT NOT NULL);
+    CREATE TABLE read_model_parked (consumer TEXT NOT NULL, stream_sequence INTEGER NOT NULL, subject TEXT NOT NULL, event_id TEXT, error TEXT NOT NULL, payload TEXT NOT NULL, parked_at TEXT NOT NULL, PRIMARY KEY (consumer, stream_sequence));
 ";
 
 /// The directory, plus a log of every event it was handed (to count applications).
@@ -41,6 +42,10 @@ impl Projection for CountingDirectory {
             .await?;
         directory::apply(conn, event).await?;
         Ok(Vec::new())
+    }
+
+    async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        directory::reset(conn).await
     }
 }
 

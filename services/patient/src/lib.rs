@@ -9,6 +9,7 @@
 
 pub mod commands;
 pub mod domain;
+pub mod restore;
 pub mod startup;
 pub mod store;
 

@@ -17,7 +17,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 const COLUMNS: &str = "id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at";
 
-const PATIENTS: SearchableTable = SearchableTable {
+pub(crate) const PATIENTS: SearchableTable = SearchableTable {
     table: "patients",
     columns: COLUMNS,
     words_table: "patient_name_words",
@@ -225,7 +225,7 @@ impl PatientStore {
     }
 }
 
-async fn write_row(
+pub(crate) async fn write_row(
     conn: &mut SqliteConnection,
     p: &Patient,
     insert: bool,

@@ -20,6 +20,7 @@ pub mod details;
 pub mod diagnoses;
 pub mod domain;
 pub mod read_model;
+pub mod restore;
 pub mod startup;
 pub mod store;
 pub mod timeline;

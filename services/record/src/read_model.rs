@@ -46,6 +46,29 @@ impl Projection for RecordReadModel {
         // Records are kept whatever happens to their patient: nothing cascades from here.
         Ok(Vec::new())
     }
+
+    /// Patients and staff in a few multi-row statements, appointments one by one.
+    async fn apply_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        events: &[&EventEnvelope],
+    ) -> Result<(), sqlx::Error> {
+        directory::apply_many(&mut *conn, events).await?;
+        for event in events {
+            if event.aggregate == Aggregate::Appointment {
+                apply_appointment(&mut *conn, event).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        directory::reset(&mut *conn).await?;
+        sqlx::query("DELETE FROM known_appointments")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The part of an appointment event a record needs.
@@ -59,10 +82,7 @@ async fn apply_appointment(
     conn: &mut SqliteConnection,
     event: &EventEnvelope,
 ) -> Result<(), sqlx::Error> {
-    let Ok(appointment) = serde_json::from_value::<AppointmentReference>(event.data.clone()) else {
-        tracing::error!(event_id = %event.event_id, "appointment event without an appointment");
-        return Ok(());
-    };
+    let appointment: AppointmentReference = directory::decode(event, "appointment")?;
     sqlx::query(
         "INSERT INTO known_appointments (id, patient_id, status, version) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET patient_id = excluded.patient_id, status = excluded.status,

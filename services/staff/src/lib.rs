@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod commands;
 pub mod domain;
 pub mod passwords;
+pub mod restore;
 pub mod startup;
 pub mod store;
 

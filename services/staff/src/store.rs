@@ -16,7 +16,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 const COLUMNS: &str = "id, name, role, specialization, phone, email, username, version, created_at, updated_at, deleted_at";
 
-const STAFF: SearchableTable = SearchableTable {
+pub(crate) const STAFF: SearchableTable = SearchableTable {
     table: "staff",
     columns: COLUMNS,
     words_table: "staff_name_words",
@@ -262,7 +262,7 @@ fn username_conflict(error: sqlx::Error, username: Option<&str>) -> ServiceError
 
 /// Writes the row; the username and its password hash change in the same statement, so the
 /// table's rule "a username always has a hash" holds after every statement.
-async fn write_row(
+pub(crate) async fn write_row(
     conn: &mut SqliteConnection,
     s: &Staff,
     hash: &HashUpdate,

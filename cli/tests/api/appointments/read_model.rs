@@ -21,7 +21,7 @@ use crate::helpers::{Parts, TestApp, appointment_config, spawn_app_with};
 /// The appointment service's own database, opened beside the running service.
 async fn appointment_db(app: &TestApp) -> SqlitePool {
     let url = kit::config::sqlite_url_in(app.data_dir.path(), "appointment");
-    kit::sqlite::open(&url, &MIGRATOR).await.unwrap()
+    kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap()
 }
 
 /// Waits until at least `count` appointments have been cancelled, and returns those events.

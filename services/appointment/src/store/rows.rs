@@ -65,7 +65,7 @@ pub(super) fn into_appointments(
 }
 
 /// Inserts or replaces the row of `a` (inside the caller's transaction).
-pub(super) async fn write_row(
+pub(crate) async fn write_row(
     conn: &mut SqliteConnection,
     a: &Appointment,
     insert: bool,

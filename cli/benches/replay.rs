@@ -1,0 +1,198 @@
+//! How fast `hospital replay appointment` rebuilds the directory: starts its own nats-server,
+//! publishes realistic patient and staff events into `HOSPITAL_EVENTS` (pipelined), then runs
+//! the same rebuild as `hospital replay appointment` (`kit::read_model::rebuild` with the
+//! appointment service's projection) against a fresh database, and prints the figure.
+//!
+//! `cargo bench -p hospital-cli --bench replay` (100,000 events; the goal is 50,000 events/s or
+//! more). `REPLAY_BENCH_EVENTS=1000000` asks for another count.
+
+use std::future::IntoFuture;
+use std::time::Instant;
+
+use async_nats::HeaderMap;
+use chrono::{NaiveDate, Utc};
+use kit::RequestContext;
+use kit::events::new_event;
+use kit::nats_server::TestNatsServer;
+use shared_events::Aggregate;
+use shared_events::patient::{Patient, Sex};
+use shared_events::staff::{Staff, StaffRole};
+use uuid::Uuid;
+
+const FIRST: [&str; 8] = [
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John",
+];
+const LAST: [&str; 8] = [
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus",
+];
+
+/// The `n`th event: mostly patients (created, then updated, every tenth deleted), one in ten a
+/// staff member, as a front desk produces them. Returns its subject and JSON payload.
+fn event(n: usize, context: &RequestContext) -> (String, Vec<u8>) {
+    // Each aggregate gets three events in a row: created, updated, and updated or deleted.
+    let aggregate = n / 3;
+    let step = (n % 3) as i64 + 1;
+    let id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + aggregate as u128);
+    let now = Utc::now();
+    let name = format!(
+        "{} {}",
+        FIRST[aggregate % FIRST.len()],
+        LAST[(aggregate / FIRST.len()) % LAST.len()]
+    );
+    let deleted = step == 3 && aggregate.is_multiple_of(10);
+    let verb = match (step, deleted) {
+        (1, _) => "created",
+        (_, true) => "deleted",
+        _ => "updated",
+    };
+    let (subject, payload) = if aggregate % 10 == 7 {
+        let staff = Staff {
+            id,
+            name,
+            role: if aggregate % 20 == 7 {
+                StaffRole::Doctor
+            } else {
+                StaffRole::Nurse
+            },
+            specialization: Some("Cardiology".into()),
+            phone: Some("+1 555 0100".into()),
+            email: Some("staff@example.org".into()),
+            username: None,
+            version: step,
+            created_at: now,
+            updated_at: now,
+            deleted_at: deleted.then_some(now),
+        };
+        let event = new_event(Aggregate::Staff, id, step, verb, context, now, &staff);
+        (event.subject(), serde_json::to_vec(&event))
+    } else {
+        let patient = Patient {
+            id,
+            mrn: format!("MRN{aggregate:09}"),
+            name,
+            birth_date: NaiveDate::from_ymd_opt(1985, 4, 12).unwrap(),
+            sex: Sex::Female,
+            phone: Some("+1 555 0100".into()),
+            email: Some("patient@example.org".into()),
+            address: Some("1 Main Street, Springfield".into()),
+            version: step,
+            created_at: now,
+            updated_at: now,
+            deleted_at: deleted.then_some(now),
+        };
+        let event = new_event(Aggregate::Patient, id, step, verb, context, now, &patient);
+        (event.subject(), serde_json::to_vec(&event))
+    };
+    (subject, payload.expect("an event serialises"))
+}
+
+async fn publish(js: &async_nats::jetstream::Context, count: usize) {
+    let context = RequestContext::system();
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(4096);
+    for n in 0..count {
+        let (subject, payload) = event(n, &context);
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+        let ack = js
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+            .expect("publish");
+        pending.push(ack);
+        if pending.len() == 4096 {
+            futures::future::try_join_all(pending.drain(..).map(IntoFuture::into_future))
+                .await
+                .expect("acknowledged");
+        }
+    }
+    futures::future::try_join_all(pending.into_iter().map(IntoFuture::into_future))
+        .await
+        .expect("acknowledged");
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "published {count} events in {seconds:.1} s ({:.0}/s)",
+        count as f64 / seconds
+    );
+}
+
+/// Only reads the stream (ordered consumer), for comparison.
+async fn read_only(js: &async_nats::jetstream::Context, count: usize) {
+    use async_nats::jetstream::consumer;
+    use futures::StreamExt;
+    let started = Instant::now();
+    let stream = js.get_stream("HOSPITAL_EVENTS").await.expect("stream");
+    let ordered = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subjects: std::env::var("REPLAY_BENCH_FILTER")
+                .map(|f| vec![f])
+                .unwrap_or_else(|_| kit::directory::subjects()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = ordered.messages().await.expect("messages");
+    let mut n = 0;
+    while let Some(message) = messages.next().await {
+        message.expect("message");
+        n += 1;
+        if n == count {
+            break;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "read {n} events in {seconds:.2} s ({:.0}/s)",
+        n as f64 / seconds
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::var("REPLAY_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let server = TestNatsServer::start().await;
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = kit::event_stream::provision(&client, 1).await;
+    publish(&js, count).await;
+    if std::env::var_os("REPLAY_BENCH_READ_ONLY").is_some() {
+        read_only(&js, count).await;
+    }
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = kit::config::sqlite_url_in(dir.path(), "appointment");
+    let pool = kit::sqlite::open(&url, &appointment_service::store::MIGRATOR)
+        .await
+        .expect("a fresh appointment database");
+    let rebuilt = kit::read_model::rebuild(
+        &js,
+        &pool,
+        &appointment_service::read_model::PeopleProjection,
+        &appointment_service::read_model::subscription(),
+        |p| {
+            eprintln!(
+                "  {} events, sequence {} of {}",
+                p.events, p.sequence, p.target
+            )
+        },
+    )
+    .await
+    .expect("the rebuild");
+    assert_eq!(rebuilt.events, count as u64);
+    assert_eq!(rebuilt.parked, 0);
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM directory_patients) + (SELECT COUNT(*) FROM directory_staff)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(rows as usize, count.div_ceil(3));
+    println!(
+        "replay appointment: {} events in {:.3} s = {:.0} events/s ({} directory rows)",
+        rebuilt.events,
+        rebuilt.elapsed.as_secs_f64(),
+        rebuilt.events_per_second(),
+        rows
+    );
+}
