@@ -2,7 +2,7 @@
 //! database and answered by the API, is in `HOSPITAL_EVENTS` exactly once, every outbox is
 //! empty, and every read-model matches its source.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -308,111 +308,28 @@ pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String
     problems
 }
 
-/// The rows of `query` as `id → the other columns, joined`.
-async fn keyed_rows(pool: &SqlitePool, query: &'static str) -> BTreeMap<String, String> {
-    let rows: Vec<(String, String)> = sqlx::query_as(query)
-        .fetch_all(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{query}: {e}"));
-    rows.into_iter().collect()
-}
-
-/// Where `copy` differs from `source`, both keyed by id.
-fn differences(
-    what: &str,
-    source: &BTreeMap<String, String>,
-    copy: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let ids: BTreeSet<&String> = source.keys().chain(copy.keys()).collect();
-    ids.into_iter()
-        .filter_map(|id| match (source.get(id), copy.get(id)) {
-            (Some(a), Some(b)) if a == b => None,
-            (a, b) => Some(format!("{what} {id}: source {a:?}, read-model {b:?}")),
-        })
-        .collect()
-}
-
-/// Compares every read-model with its source, reading the SQLite files directly: the
-/// `directory_patients` and `directory_staff` tables of the appointment and record services
-/// against the patient service's `patients` and the staff service's `staff` (id, name, role,
-/// deleted or not, version), and the record service's `known_appointments` against the
-/// appointment service's `appointments` (id, patient, status, version). Empty when they match.
-// TODO(merge): replace with `hospital verify`
-pub async fn read_model_differences(data_dir: &Path) -> Vec<String> {
-    let path = |service: &str| data_dir.join(format!("{service}.db"));
-    let patient = open_database(&path("patient")).await;
-    let staff = open_database(&path("staff")).await;
-    let appointment = open_database(&path("appointment")).await;
-    let record = open_database(&path("record")).await;
-    let patients = keyed_rows(
-        &patient,
-        "SELECT id, name || '|' || (deleted_at IS NOT NULL) || '|' || version FROM patients",
-    )
-    .await;
-    let staff_rows = keyed_rows(
-        &staff,
-        "SELECT id, name || '|' || role || '|' || (deleted_at IS NOT NULL) || '|' || version FROM staff",
-    )
-    .await;
-    let appointments = keyed_rows(
-        &appointment,
-        "SELECT id, patient_id || '|' || status || '|' || version FROM appointments",
-    )
-    .await;
-    let mut found = Vec::new();
-    for (service, pool) in [("appointment", &appointment), ("record", &record)] {
-        let directory_patients = keyed_rows(
-            pool,
-            "SELECT id, name || '|' || (deleted <> 0) || '|' || version FROM directory_patients",
-        )
-        .await;
-        let directory_staff = keyed_rows(
-            pool,
-            "SELECT id, name || '|' || role || '|' || (deleted <> 0) || '|' || version FROM directory_staff",
-        )
-        .await;
-        found.extend(differences(
-            &format!("{service}.directory_patients"),
-            &patients,
-            &directory_patients,
-        ));
-        found.extend(differences(
-            &format!("{service}.directory_staff"),
-            &staff_rows,
-            &directory_staff,
-        ));
-    }
-    let known = keyed_rows(
-        &record,
-        "SELECT id, patient_id || '|' || status || '|' || version FROM known_appointments",
-    )
-    .await;
-    found.extend(differences(
-        "record.known_appointments",
-        &appointments,
-        &known,
-    ));
-    for pool in [patient, staff, appointment, record] {
-        pool.close().await;
-    }
-    found
-}
-
-/// Waits until every read-model matches its source; how long it took, or the differences left.
-pub async fn wait_until_read_models_match(
-    data_dir: &Path,
-    patience: Duration,
-) -> Result<Duration, Vec<String>> {
+/// Runs `hospital verify` on the system (it re-checks differences for up to `patience`, since
+/// read-models lag): every read-model equals its source, every owner row's version has its
+/// event, every outbox is empty. How long it took, or verify's report.
+pub async fn verify(system: &System, patience: Duration) -> Result<Duration, String> {
     let started = Instant::now();
-    loop {
-        let found = read_model_differences(data_dir).await;
-        if found.is_empty() {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > patience {
-            return Err(found);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
+        .args(["verify", "--settle", &patience.as_secs_f64().to_string()])
+        .arg("--data-dir")
+        .arg(system.data_dir())
+        .args(["--nats-url", &system.nats_server.url()])
+        .output()
+        .await
+        .expect("hospital verify runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(started.elapsed())
+    } else {
+        Err(report)
     }
 }
 
@@ -454,19 +371,13 @@ pub async fn assert_nothing_acknowledged_was_lost(system: &System, journal: &Jou
     );
     let events = all_events(&system.nats).await;
     assert_none("the stream", &stream_problems(&journal.acks, &events));
-    let converged = wait_until_read_models_match(system.data_dir(), SETTLE_PATIENCE)
+    let converged = verify(system, SETTLE_PATIENCE)
         .await
-        .unwrap_or_else(|found| {
-            panic!(
-                "read-models still differ from their sources after {SETTLE_PATIENCE:?}: {} differences, first: {:#?}",
-                found.len(),
-                found.iter().take(10).collect::<Vec<_>>()
-            )
-        });
+        .unwrap_or_else(|report| panic!("hospital verify found differences:\n{report}"));
     eprintln!(
         "  verified: {} acknowledged writes on {} aggregates all in the owners' databases and the API; \
          {} events in the stream, each acknowledged write exactly once, no duplicates; \
-         outboxes empty after {} ms; read-models matched their sources after {} ms",
+         outboxes empty after {} ms; `hospital verify` passed after {} ms",
         journal.acks.len(),
         expectations(&journal.acks).len(),
         events.len(),

@@ -143,6 +143,34 @@ impl System {
             Some(libc::SIGKILL),
             "{name} died of SIGKILL"
         );
+        if name != "gateway" {
+            self.wait_until_nats_forgets(name).await;
+        }
+    }
+
+    /// Waits until nats-server has noticed the dead service's closed connection: until then a
+    /// request can still be routed to its subscription and waits out the request timeout,
+    /// which is the race of a kill, not what the test is about.
+    async fn wait_until_nats_forgets(&self, service: &str) {
+        let subject = format!("$SRV.PING.{service}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let asked = tokio::time::timeout(
+                Duration::from_millis(500),
+                self.nats.request(subject.clone(), "".into()),
+            )
+            .await;
+            if let Ok(Err(error)) = &asked
+                && error.kind() == async_nats::client::RequestErrorKind::NoResponders
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server still routes to the killed {service}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Sends `signal` (SIGSTOP, SIGCONT) to the component's process.
