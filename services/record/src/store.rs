@@ -223,6 +223,25 @@ async fn write_change(
     change: Change,
     context: &RequestContext,
 ) -> Result<OutboxRow, sqlx::Error> {
+    write_current(conn, record).await?;
+    write_version(conn, record, change, &context.actor, VersionRepeat::Refuse).await?;
+    let event = new_event(
+        Aggregate::Record,
+        record.id,
+        record.version,
+        change.verb(),
+        context,
+        record.updated_at,
+        record,
+    );
+    outbox::append(conn, &event).await
+}
+
+/// Stores `record` as the current row, unless the row already holds that version or a newer one.
+pub(crate) async fn write_current(
+    conn: &mut SqliteConnection,
+    record: &MedicalRecord,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO records (id, patient_id, author_id, appointment_id, kind, title, body, diagnoses,
                               vitals, recorded_at, status, version, created_at, updated_at)
@@ -231,7 +250,8 @@ async fn write_change(
              appointment_id = excluded.appointment_id, kind = excluded.kind, title = excluded.title,
              body = excluded.body, diagnoses = excluded.diagnoses, vitals = excluded.vitals,
              recorded_at = excluded.recorded_at, status = excluded.status,
-             version = excluded.version, updated_at = excluded.updated_at",
+             version = excluded.version, updated_at = excluded.updated_at
+         WHERE excluded.version > records.version",
     )
     .bind(record.id.to_string())
     .bind(record.patient_id.to_string())
@@ -249,30 +269,49 @@ async fn write_change(
     .bind(format_timestamp(record.updated_at))
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
-                                      changed_at, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(record.id.to_string())
-    .bind(record.version)
-    .bind(change.as_str())
-    .bind(&context.actor.id)
-    .bind(&context.actor.role)
-    .bind(format_timestamp(record.updated_at))
-    .bind(to_json(record)?)
-    .execute(&mut *conn)
-    .await?;
-    let event = new_event(
-        Aggregate::Record,
-        record.id,
-        record.version,
-        change.verb(),
-        context,
-        record.updated_at,
-        record,
-    );
-    outbox::append(conn, &event).await
+    Ok(())
+}
+
+/// What [`write_version`] does when the version is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VersionRepeat {
+    /// A change: the version must be new (the primary key refuses a repeat).
+    Refuse,
+    /// A restore from events, which may hold a repeat: keep what is stored.
+    Ignore,
+}
+
+/// Appends `record` to its version history, as changed by `by`.
+pub(crate) async fn write_version(
+    conn: &mut SqliteConnection,
+    record: &MedicalRecord,
+    change: Change,
+    by: &Actor,
+    repeat: VersionRepeat,
+) -> Result<(), sqlx::Error> {
+    let sql = match repeat {
+        VersionRepeat::Refuse => {
+            "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
+                                          changed_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        }
+        VersionRepeat::Ignore => {
+            "INSERT OR IGNORE INTO record_versions (record_id, version, change, changed_by_id,
+                                                    changed_by_role, changed_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        }
+    };
+    sqlx::query(sql)
+        .bind(record.id.to_string())
+        .bind(record.version)
+        .bind(change.as_str())
+        .bind(&by.id)
+        .bind(&by.role)
+        .bind(format_timestamp(record.updated_at))
+        .bind(to_json(record)?)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, sqlx::Error> {
