@@ -559,10 +559,21 @@ async fn record_writes_replay_without_a_second_version() {
 
 /// Starts a patient service on the app's patient database, and waits until it answers.
 async fn start_patient_service(app: &TestApp) -> CancellationToken {
-    let config = patient_config(&app.nats_server, app.data_dir.path());
-    let service = patient_service::PatientService::build(config)
-        .await
-        .expect("patient service starts");
+    // The stopped instance may still be closing its database (it holds the single-writer lock
+    // until then): try again for a moment.
+    let mut attempts = 0;
+    let service = loop {
+        let config = patient_config(&app.nats_server, app.data_dir.path());
+        match patient_service::PatientService::build(config).await {
+            Ok(service) => break service,
+            Err(error) if attempts < 100 => {
+                attempts += 1;
+                tracing::debug!(%error, "patient service not started yet");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("patient service starts: {error}"),
+        }
+    };
     let stop = app.run_component(service);
     for _ in 0..200 {
         if app
