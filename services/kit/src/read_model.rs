@@ -235,14 +235,21 @@ impl<P: Projection> ReadModel<P> {
     /// cannot be applied is retried later (not acknowledged) or, when it never can be, parked
     /// (see the module's documentation); never skipped silently.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        const FIRST_RETRY: Duration = Duration::from_millis(100);
+        let mut backoff = FIRST_RETRY;
         loop {
+            let started = tokio::time::Instant::now();
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 outcome = self.consume() => outcome,
             };
             if let Err(error) = outcome {
                 tracing::warn!(consumer = %self.subscription.consumer, %error, "read-model consumer failed; retrying");
+            }
+            // A consumer that ran for a while was healthy: its failure starts a new series of
+            // retries, rather than waiting as long as the last outage's longest back-off.
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = FIRST_RETRY;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -254,26 +261,31 @@ impl<P: Projection> ReadModel<P> {
 
     async fn consume(&self) -> Result<(), async_nats::Error> {
         let stream = self.js.get_stream(EVENT_STREAM).await?;
+        // One wildcard filter, the wanted subjects picked here: nats-server delivers a consumer
+        // with several filter subjects far more slowly on a stream with one subject per
+        // aggregate (see `read_until`). `create_consumer` creates or updates, so a consumer made
+        // with the former filter list is changed in place, keeping its position.
         let consumer = stream
-            .get_or_create_consumer(
-                &self.subscription.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(self.subscription.consumer.clone()),
-                    description: Some("read-model of a hospital service".to_owned()),
-                    filter_subjects: self.subscription.subjects.clone(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    // After a crash, what was delivered but not acknowledged comes back this soon.
-                    ack_wait: Duration::from_secs(10),
-                    max_ack_pending: 1024,
-                    ..Default::default()
-                },
-            )
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(self.subscription.consumer.clone()),
+                description: Some("read-model of a hospital service".to_owned()),
+                filter_subject: shared_events::subjects::ALL_EVENTS.to_owned(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                deliver_policy: consumer::DeliverPolicy::All,
+                // After a crash, what was delivered but not acknowledged comes back this soon.
+                ack_wait: Duration::from_secs(10),
+                max_ack_pending: 1024,
+                ..Default::default()
+            })
             .await?;
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %self.subscription.consumer, "read-model consuming");
         while let Some(message) = messages.next().await {
             let message = message?;
+            if !self.wants(&message.subject) {
+                message.ack().await?;
+                continue;
+            }
             let info = message.info()?;
             let (sequence, delivered) = (info.stream_sequence, info.delivered);
             if let Err(failure) = self.apply(sequence, &message.payload).await {
@@ -297,6 +309,14 @@ impl<P: Projection> ReadModel<P> {
             message.ack().await?;
         }
         Ok(())
+    }
+
+    /// Whether an event on `subject` is one of the read-model's.
+    fn wants(&self, subject: &str) -> bool {
+        self.subscription
+            .subjects
+            .iter()
+            .any(|filter| subject_matches(filter, subject))
     }
 
     /// Applies the event at `sequence` and stores the position, in one transaction; then

@@ -219,3 +219,79 @@ async fn applying_the_same_event_twice_changes_nothing() {
         "an older version is ignored"
     );
 }
+
+#[tokio::test]
+async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_position() {
+    let server = TestNatsServer::start().await;
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = kit::event_stream::provision(&client, 1).await;
+    let (_dir, pool) = database().await;
+    let consumer_name = "older-read-model";
+
+    // A durable consumer as earlier versions made it (one filter per aggregate), which has
+    // already delivered and acknowledged the first event.
+    let stream = js
+        .get_stream(shared_events::subjects::EVENT_STREAM)
+        .await
+        .unwrap();
+    let older = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(consumer_name.into()),
+            filter_subjects: directory::subjects(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    publish(&js, &patient_event(Uuid::now_v7(), 1, "Ada", false)).await;
+    let mut batch = older.fetch().max_messages(1).messages().await.unwrap();
+    let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
+    first.double_ack().await.unwrap();
+    let grace = Uuid::now_v7();
+    publish(&js, &patient_event(grace, 1, "Grace", false)).await;
+
+    let read_model = ReadModel::new(
+        js.clone(),
+        pool.clone(),
+        Arc::new(CountingDirectory),
+        EventPublisher::new(js.clone(), pool.clone()),
+        Subscription {
+            consumer: consumer_name.into(),
+            subjects: directory::subjects(),
+        },
+    )
+    .await
+    .unwrap();
+    let catch_up = read_model.catch_up();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(read_model.run(shutdown.clone()));
+    assert!(catch_up.wait(Duration::from_secs(5)).await, "caught up");
+
+    let handed: Vec<String> = sqlx::query_scalar("SELECT event_id FROM applied_log")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        handed.len(),
+        1,
+        "only the event after its position: {handed:?}"
+    );
+    let directory = Directory::new(pool.clone(), catch_up);
+    assert_eq!(
+        directory.patient_now(grace).await.unwrap().unwrap().name,
+        "Grace"
+    );
+    let config = stream
+        .consumer_info(consumer_name)
+        .await
+        .unwrap()
+        .config
+        .clone();
+    assert_eq!(config.filter_subject, shared_events::subjects::ALL_EVENTS);
+    assert!(
+        config.filter_subjects.is_empty(),
+        "{:?}",
+        config.filter_subjects
+    );
+    shutdown.cancel();
+}
