@@ -493,6 +493,8 @@ struct Read {
     sequence: u64,
     subject: async_nats::Subject,
     payload: bytes::Bytes,
+    /// The payload decoded, by the reading task: decoding then runs beside the database work.
+    event: Result<EventEnvelope, String>,
 }
 
 /// Rebuilds a read-model from the stream's first event: empties its tables, its position and
@@ -632,10 +634,13 @@ async fn read_until(
             }
             continue;
         }
+        let event = serde_json::from_slice(&message.payload)
+            .map_err(|e| format!("not an event envelope: {e}"));
         let read = Read {
             sequence,
             subject: message.subject,
             payload: message.payload,
+            event,
         };
         if sender.send(read).await.is_err() {
             return Ok(()); // the rebuild stopped
@@ -671,16 +676,12 @@ async fn apply_batch<P: Projection>(
     consumer: &str,
     batch: &[Read],
 ) -> Result<u64, sqlx::Error> {
-    let events: Vec<Result<EventEnvelope, String>> = batch
-        .iter()
-        .map(|read| {
-            serde_json::from_slice(&read.payload).map_err(|e| format!("not an event envelope: {e}"))
-        })
-        .collect();
+    let events: Vec<&Result<EventEnvelope, String>> =
+        batch.iter().map(|read| &read.event).collect();
     // The fast path: the whole batch through the projection's batch apply. Should anything
     // fail, undo it and go event by event, to park only what fails.
-    if events.iter().all(Result::is_ok) {
-        let all: Vec<&EventEnvelope> = events.iter().flatten().collect();
+    if events.iter().all(|event| event.is_ok()) {
+        let all: Vec<&EventEnvelope> = events.iter().copied().flatten().collect();
         let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
         match projection.apply_batch(&mut tx, &all).await {
             Ok(()) => {
@@ -771,14 +772,8 @@ pub async fn restore<P: Projection>(
         let mut tx = crate::sqlite::begin_write(pool).await?;
         let mut in_tx = 0;
         while let Some(read) = receiver.recv().await {
-            let event: EventEnvelope = serde_json::from_slice(&read.payload).map_err(|e| {
-                sqlx::Error::Decode(
-                    format!(
-                        "event at sequence {} is not an envelope: {e}",
-                        read.sequence
-                    )
-                    .into(),
-                )
+            let event = read.event.map_err(|e| {
+                sqlx::Error::Decode(format!("event at sequence {}: {e}", read.sequence).into())
             })?;
             restorer.apply(&mut tx, &event).await?;
             restored.events += 1;
