@@ -199,7 +199,8 @@ async fn main() {
 }
 
 /// How fast a running service catches up after downtime: the live runner (its durable consumer,
-/// one transaction per event) over the same events into a fresh database, for at most
+/// what has arrived applied together, up to 256 events per transaction) over the same events
+/// into a fresh database, for at most
 /// `LIVE_FOR`, as events per second.
 async fn live_catch_up(js: &async_nats::jetstream::Context, count: u64) {
     const LIVE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
@@ -230,7 +231,7 @@ async fn live_catch_up(js: &async_nats::jetstream::Context, count: u64) {
     // Every event in the stream is a patient or staff event: the position counts them.
     let applied = catch_up.applied();
     println!(
-        "live catch-up (durable consumer, one transaction per event): {applied} of {count} events in {seconds:.3} s = {:.0} events/s{}",
+        "live catch-up (durable consumer, batches of what has arrived): {applied} of {count} events in {seconds:.3} s = {:.0} events/s{}",
         applied as f64 / seconds,
         if caught_up {
             ""

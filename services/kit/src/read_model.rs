@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use shared_events::EventEnvelope;
 use shared_events::subjects::EVENT_STREAM;
 use sqlx::{SqliteConnection, SqlitePool};
@@ -81,6 +81,9 @@ pub trait Projection: Send + Sync + 'static {
 
 /// The delivery on which an event that keeps failing is parked instead of retried again.
 pub const MAX_DELIVERIES: i64 = 5;
+
+/// At most this many events already delivered are applied in one transaction by the live runner.
+const LIVE_BATCH: usize = 256;
 
 /// How a failure to apply an event is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,33 +283,107 @@ impl<P: Projection> ReadModel<P> {
             .await?;
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %self.subscription.consumer, "read-model consuming");
-        while let Some(message) = messages.next().await {
-            let message = message?;
-            if !self.wants(&message.subject) {
-                message.ack().await?;
-                continue;
-            }
-            let info = message.info()?;
-            let (sequence, delivered) = (info.stream_sequence, info.delivered);
-            if let Err(failure) = self.apply(sequence, &message.payload).await {
-                let park = match failure.kind {
-                    FailureKind::Permanent => true,
-                    FailureKind::Repeatable => delivered >= MAX_DELIVERIES,
-                    FailureKind::Transient => false,
-                };
-                if !park {
-                    tracing::warn!(consumer = %self.subscription.consumer, sequence, delivered,
-                                   error = %failure.error, "cannot apply an event yet; retrying");
-                    // Ask for it again (after the back-off) rather than wait out the ack timeout.
-                    let _ = message
-                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_millis(500))))
-                        .await;
-                    return Err(failure.error.into());
+        while let Some(first) = messages.next().await {
+            // With a backlog (a restart after downtime) take what has already arrived, up to
+            // `LIVE_BATCH`, and apply it in one transaction; when quiet, one event at a time.
+            let mut batch = vec![first?];
+            let mut failed = None;
+            while batch.len() < LIVE_BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(message))) => batch.push(message),
+                    Some(Some(Err(error))) => {
+                        failed = Some(error);
+                        break;
+                    }
+                    Some(None) | None => break,
                 }
-                self.park(sequence, &message.subject, &message.payload, &failure.error)
-                    .await?;
             }
+            self.handle(batch).await?;
+            if let Some(error) = failed {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the read-model's events of `batch` together when they all apply, else one by
+    /// one (to park or retry exactly the one that fails); acknowledges the others unread.
+    async fn handle(&self, batch: Vec<jetstream::Message>) -> Result<(), async_nats::Error> {
+        let (ours, others): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|message| self.wants(&message.subject));
+        if ours.len() > 1 && self.apply_together(&ours).await.is_ok() {
+            for message in &ours {
+                message.ack().await?;
+            }
+        } else {
+            for message in ours {
+                self.handle_one(message).await?;
+            }
+        }
+        for message in others {
             message.ack().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one event; one that fails is retried (NAK) or, when it never can be applied,
+    /// parked (see the module's documentation).
+    async fn handle_one(&self, message: jetstream::Message) -> Result<(), async_nats::Error> {
+        let info = message.info()?;
+        let (sequence, delivered) = (info.stream_sequence, info.delivered);
+        if let Err(failure) = self.apply(sequence, &message.payload).await {
+            let park = match failure.kind {
+                FailureKind::Permanent => true,
+                FailureKind::Repeatable => delivered >= MAX_DELIVERIES,
+                FailureKind::Transient => false,
+            };
+            if !park {
+                tracing::warn!(consumer = %self.subscription.consumer, sequence, delivered,
+                               error = %failure.error, "cannot apply an event yet; retrying");
+                // Ask for it again (after the back-off) rather than wait out the ack timeout.
+                let _ = message
+                    .ack_with(jetstream::AckKind::Nak(Some(Duration::from_millis(500))))
+                    .await;
+                return Err(failure.error.into());
+            }
+            self.park(sequence, &message.subject, &message.payload, &failure.error)
+                .await?;
+        }
+        message.ack().await?;
+        Ok(())
+    }
+
+    /// Applies `messages` in one transaction with the position after the newest of them, then
+    /// publishes what they caused. Any failure rolls the whole transaction back (the caller
+    /// then goes one by one).
+    async fn apply_together(&self, messages: &[jetstream::Message]) -> Result<(), Failure> {
+        let mut tx = crate::sqlite::begin_write(&self.pool).await?;
+        let mut caused = Vec::new();
+        let mut newest = 0;
+        for message in messages {
+            let sequence = message
+                .info()
+                .map_err(|error| Failure {
+                    kind: FailureKind::Permanent,
+                    error: error.to_string(),
+                })?
+                .stream_sequence;
+            let event =
+                serde_json::from_slice::<EventEnvelope>(&message.payload).map_err(|error| {
+                    Failure {
+                        kind: FailureKind::Permanent,
+                        error: format!("not an event envelope: {error}"),
+                    }
+                })?;
+            caused.extend(self.projection.apply(&mut tx, &event).await?);
+            newest = newest.max(sequence);
+        }
+        store_position(&mut tx, &self.subscription.consumer, newest).await?;
+        tx.commit().await?;
+        self.advance_applied(newest);
+        if !caused.is_empty() {
+            self.publisher.publish_committed(&caused).await;
         }
         Ok(())
     }
