@@ -620,32 +620,27 @@ async fn keys_survive_a_restart_and_are_purged_after_the_retention() {
     .await;
     let token = app.admin_token().await;
     let body = patient_body("Restart Rosa");
+    // The same registration, with the same key, each time.
+    let register = async || {
+        send(
+            &app,
+            &token,
+            Method::POST,
+            "/api/patients",
+            Some("across-restarts"),
+            None,
+            Some(&body),
+        )
+        .await
+    };
     let stop = start_patient_service(&app).await;
-    let first = send(
-        &app,
-        &token,
-        Method::POST,
-        "/api/patients",
-        Some("across-restarts"),
-        None,
-        Some(&body),
-    )
-    .await;
+    let first = register().await;
     assert_eq!(first.status, 201);
     stop_patient_service(&app, stop).await;
 
     // A new process over the same database: the key is in the database, not in memory.
     let stop = start_patient_service(&app).await;
-    let repeat = send(
-        &app,
-        &token,
-        Method::POST,
-        "/api/patients",
-        Some("across-restarts"),
-        None,
-        Some(&body),
-    )
-    .await;
+    let repeat = register().await;
     assert_eq!(repeat, first);
     assert_eq!(
         app.events("hospital.events.patient.*.created").await.len(),
@@ -676,16 +671,7 @@ async fn keys_survive_a_restart_and_are_purged_after_the_retention() {
     }
     assert_eq!(left, 0, "the expired key is purged");
     // The key is free again: the same request is a new one.
-    let after = send(
-        &app,
-        &token,
-        Method::POST,
-        "/api/patients",
-        Some("across-restarts"),
-        None,
-        Some(&body),
-    )
-    .await;
+    let after = register().await;
     assert_eq!(after.status, 201);
     assert_ne!(after.id(), first.id());
 }

@@ -20,8 +20,7 @@ const SETTLE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Opens a service's SQLite file read-only (the service keeps running).
 pub async fn open_database(path: &Path) -> SqlitePool {
-    let url = format!("sqlite://{}?mode=ro", path.display());
-    SqlitePool::connect(&url)
+    kit::sqlite::open_read_only(&format!("sqlite://{}", path.display()))
         .await
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }

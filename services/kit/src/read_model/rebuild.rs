@@ -33,7 +33,7 @@ pub struct Progress {
 }
 
 /// What a rebuild did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Rebuilt {
     /// Events read and applied (including those parked).
     pub events: u64,
@@ -99,13 +99,7 @@ pub async fn rebuild<P: Projection>(
     }
     tx.commit().await?;
 
-    let mut rebuilt = Rebuilt {
-        events: 0,
-        parked: 0,
-        published: 0,
-        last_sequence: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut rebuilt = Rebuilt::default();
     if target > 0 {
         // Read in a task of its own, so the network and the database work at the same time.
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Read>(4 * REBUILD_BATCH);
@@ -316,13 +310,7 @@ pub async fn restore<P: Projection>(
     let target = last_sequence(js, &subjects)
         .await
         .map_err(RebuildError::Stream)?;
-    let mut restored = Rebuilt {
-        events: 0,
-        parked: 0,
-        published: 0,
-        last_sequence: 0,
-        elapsed: Duration::ZERO,
-    };
+    let mut restored = Rebuilt::default();
     if target > 0 {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Read>(4 * REBUILD_BATCH);
         let reader = tokio::spawn(read_until(js.clone(), subjects, target, sender));
