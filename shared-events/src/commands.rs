@@ -95,6 +95,21 @@ impl std::fmt::Debug for Authenticate {
     }
 }
 
+/// `hospital.staff.change_password`: the acting staff member (from the command headers) changes
+/// their own password. Answers [`Authenticated`]; the account's earlier tokens are revoked by
+/// the `password_changed` event it publishes.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePassword {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePassword").finish_non_exhaustive()
+    }
+}
+
 /// The reply to a successful [`Authenticate`]: who logged in, and as what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Authenticated {

@@ -22,6 +22,8 @@ pub mod record;
 pub mod staff;
 pub mod subjects;
 
-pub use commands::{Authenticate, Authenticated, Create, Delete, GetById, ListQuery, Page, Update};
+pub use commands::{
+    Authenticate, Authenticated, ChangePassword, Create, Delete, GetById, ListQuery, Page, Update,
+};
 pub use envelope::{Actor, Aggregate, EventEnvelope};
 pub use error::{ErrorCode, FieldError, ServiceError};

@@ -11,6 +11,17 @@ pub const EVENTS_PREFIX: &str = "hospital.events";
 /// Every event subject, as the stream is configured.
 pub const ALL_EVENTS: &str = "hospital.events.>";
 
+/// The JetStream stream of the audit trail: who read or changed what, kept apart from the
+/// domain events and never editable through the API.
+pub const AUDIT_STREAM: &str = "HOSPITAL_AUDIT";
+/// Prefix of every audit subject: `hospital.audit.<patient-id | none>.<actor-id | anonymous>`.
+pub const AUDIT_PREFIX: &str = "hospital.audit";
+/// Every audit subject, as the audit stream is configured.
+pub const ALL_AUDIT: &str = "hospital.audit.>";
+/// The JetStream key-value bucket of revoked access tokens (key: the token's `jti`), shared by
+/// every gateway instance.
+pub const REVOKED_TOKENS_BUCKET: &str = "hospital_revoked_tokens";
+
 /// Names of the services as they appear in NATS service discovery and in command subjects.
 pub mod service {
     pub const PATIENT: &str = "patient";
@@ -28,6 +39,8 @@ pub mod action {
     pub const DELETE: &str = "delete";
     /// Staff service only: check a username and password.
     pub const AUTHENTICATE: &str = "authenticate";
+    /// Staff service only: change one's own password (body: [`crate::ChangePassword`]).
+    pub const CHANGE_PASSWORD: &str = "change_password";
     /// Record service only: every version of a record (body: [`crate::GetById`]).
     pub const HISTORY: &str = "history";
 }
