@@ -108,6 +108,9 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
+        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
+        login_window: Duration::from_secs(15 * 60),
+        audit_retention: Duration::ZERO,
     };
     let gateway = gateway::Gateway::build(gateway_config)
         .await

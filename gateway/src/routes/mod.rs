@@ -6,7 +6,8 @@
 //! - [`paging`]: list queries and the `Link` header of the next page.
 //! - [`health`]: `/health` and `/ready`.
 //!
-//! `/auth/login` lives in [`crate::auth::login`], the live event feed `/api/events/stream` in
+//! `/auth/login` lives in [`crate::auth::login`], `/auth/logout` and `/auth/password` in
+//! [`crate::auth::session`], `/api/audit` in [`crate::audit::query`], the live event feed `/api/events/stream` in
 //! [`crate::feed`], the static files in [`crate::frontend`].
 
 pub mod health;
@@ -21,7 +22,7 @@ use axum::{Router, middleware};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
-use crate::{auth, feed, frontend, request};
+use crate::{audit, auth, feed, frontend, request};
 
 /// The whole HTTP application. Separate from start-up so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
@@ -30,7 +31,10 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/auth/login", post(auth::login::login))
+        .route("/auth/logout", post(auth::session::logout))
+        .route("/auth/password", post(auth::session::change_password))
         .merge(resources::router())
+        .route("/api/audit", get(audit::query::audit_trail))
         .route("/api/events/stream", get(feed::stream))
         .route("/", get(frontend::login_page))
         .method_not_allowed_fallback(method_not_allowed)
