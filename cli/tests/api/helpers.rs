@@ -241,6 +241,34 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A new staff member with `role` and a login, registered by the admin: their token and id.
+    pub async fn staff_login(&self, role: &str) -> (String, String) {
+        let admin = self.admin_token().await;
+        let username = format!("{role}.{}", uuid::Uuid::now_v7().simple());
+        let password = "a long enough password";
+        let response = self
+            .api(reqwest::Method::POST, "/api/staff", &admin)
+            .json(&json!({"name": format!("Test {role}"), "role": role,
+                          "username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "create a {role}");
+        let staff: Value = response.json().await.unwrap();
+        let response = self.login(&username, password).await;
+        assert_eq!(response.status(), 200, "{role} login");
+        let body: Value = response.json().await.unwrap();
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            staff["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The token of a new doctor (who may write medical records).
+    pub async fn doctor_token(&self) -> String {
+        self.staff_login("doctor").await.0
+    }
+
     /// An authenticated request builder.
     pub fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path)).bearer_auth(token)
