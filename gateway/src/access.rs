@@ -124,18 +124,19 @@ pub async fn call<T: Serialize>(
     result
 }
 
-/// Stores the entries of an access. A read is not answered without its trail; a change that
-/// was made is (see [`crate::audit`]).
+/// Stores the entries of an access. Data is not disclosed without its trail
+/// (`disclosing`: a read about to answer 200); anything else (a change already made, a refusal,
+/// a failure) is answered as it is, and an unwritable trail is logged (see [`crate::audit`]).
 pub async fn audit(
     state: &AppState,
     access: &Access<'_>,
     patients: &[Uuid],
-    change_made: bool,
+    disclosing: bool,
 ) -> Result<(), ApiError> {
     match state.audit().record(&access.entries(patients)).await {
         Ok(()) => Ok(()),
-        Err(error) if change_made => {
-            tracing::error!(%error, request_id = access.request_id, "a change was made but not audited");
+        Err(error) if !disclosing => {
+            tracing::error!(%error, request_id = access.request_id, status = access.status, "an access was not audited");
             Ok(())
         }
         Err(error) => {

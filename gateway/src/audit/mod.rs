@@ -8,9 +8,9 @@
 //! `hospital.audit.<patient-id | none>.<actor-id | anonymous>` lets [`query`] filter by patient
 //! and by actor inside the server.
 //!
-//! A read is only answered once its entries are stored: if the trail cannot be written the
-//! caller gets 503 and no data. A write that was made is answered even then (its domain event
-//! names the actor too) and the failure is logged.
+//! Data is only disclosed once its entries are stored: if the trail cannot be written a read
+//! gets 503 and no data. Anything else is answered as it is and the failure is logged: a change
+//! that was made (its domain event names the actor too), a refusal, a failed call.
 
 pub mod query;
 
@@ -228,6 +228,10 @@ impl AuditLog {
     /// Stores every entry, waiting for JetStream to acknowledge each (they are published
     /// together, then awaited together).
     pub async fn record(&self, entries: &[AuditEntry]) -> Result<(), AuditError> {
+        // While NATS is down a publish would only wait out its acknowledgement timeout.
+        if self.js.client().connection_state() != async_nats::connection::State::Connected {
+            return Err(AuditError("NATS is not connected".to_owned()));
+        }
         self.ensure_stream().await?;
         let mut pending = Vec::with_capacity(entries.len());
         for entry in entries {

@@ -91,7 +91,7 @@ pub async fn audit_trail(
         .and_then(|(query, _)| query.patient_id)
         .into_iter()
         .collect();
-    audit(&state, &access, &patient, false).await?;
+    audit(&state, &access, &patient, result.is_ok()).await?;
     let (query, (entries, more)) = result?;
     let mut headers = HeaderMap::new();
     if more && let Some(last) = entries.last() {
