@@ -12,6 +12,7 @@ mod helpers;
 mod idempotency;
 mod outbox;
 mod patients;
+mod permissions;
 mod records;
 mod records_history;
 mod records_read_model;

@@ -97,7 +97,10 @@ async fn amendments_keep_every_version_readable() {
         ]
     );
     for version in &history {
-        assert_eq!(version["changed_by"], json!({"id": doctor_id, "role": "doctor"}));
+        assert_eq!(
+            version["changed_by"],
+            json!({"id": doctor_id, "role": "doctor"})
+        );
         assert_eq!(version["changed_at"], version["record"]["updated_at"]);
     }
     assert_eq!(history[0]["record"], record);
@@ -109,9 +112,7 @@ async fn a_record_entered_in_error_is_kept_but_leaves_the_default_list() {
     let app = spawn_app().await;
     let desk = app.admin_token().await;
     let token = app.doctor_token().await;
-    let patient = app
-        .create_patient(&desk, patient_body("Wrong Chart"))
-        .await;
+    let patient = app.create_patient(&desk, patient_body("Wrong Chart")).await;
     let kept = create_record(
         &app,
         &token,

@@ -368,7 +368,10 @@ impl Writer {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.gateway))
-            .bearer_auth(self.fixture.token_for(what.split('.').next().unwrap_or_default()));
+            .bearer_auth(
+                self.fixture
+                    .token_for(what.split('.').next().unwrap_or_default()),
+            );
         if let Some(body) = body {
             request = request.json(body);
         }
