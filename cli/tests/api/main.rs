@@ -18,5 +18,6 @@ mod records_history;
 mod records_read_model;
 mod replay;
 mod restore;
+mod sessions;
 mod staff;
 mod verify;
