@@ -3,6 +3,7 @@
 //! one module per capability; `helpers` holds `spawn_app()`.
 
 mod appointments;
+mod audit;
 mod auth;
 mod discovery;
 mod errors;
