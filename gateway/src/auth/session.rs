@@ -11,6 +11,7 @@ use shared_events::{Authenticated, ChangePassword, FieldError};
 
 use super::caller::Caller;
 use super::jwt::IssuedToken;
+use super::revocation::Revoked;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
 use crate::nats_call::{CommandContext, decode_reply, send_command};
@@ -49,7 +50,9 @@ pub async fn change_password(
     let who: Authenticated = decode_reply(service::STAFF, &reply)?;
     let claims = context.caller.claims();
     // The password_changed event revokes this token on every gateway; here at once.
-    state.revocations().revoke_locally(claims.jti, claims.exp);
+    state
+        .revocations()
+        .revoke_locally(claims.jti, claims.exp, Revoked::PasswordChanged);
     let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
     tracing::info!(staff_id = %who.staff_id, "changed their password");
     Ok(Json(token))
