@@ -57,9 +57,17 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = params::parse(query.as_deref(), &headers)?;
+    let claims = caller.claims().clone();
+    let audited = caller.clone();
+    let revocations = state.revocations().clone();
+    // The extractor tolerates a few seconds of clock skew; a feed must not outlive `exp`.
+    let expires_at = expiry(caller.claims().exp)
+        .ok_or_else(|| ApiError::unauthorized("the access token has expired; log in again"))?;
+    let closing = state.feeds_closing().clone();
+    let feed = consumer::open(state.nats(), &request, caller, expires_at, closing.clone()).await?;
     // One audit entry for the opening: what it then carries is what the caller may read anyway.
     let access = Access {
-        caller: &caller,
+        caller: &audited,
         origin: &origin,
         request_id: request_id.as_str(),
         resource: "events",
@@ -69,13 +77,6 @@ pub async fn stream(
         status: 200,
     };
     audit(&state, &access, &[], true).await?;
-    let claims = caller.claims().clone();
-    let revocations = state.revocations().clone();
-    // The extractor tolerates a few seconds of clock skew; a feed must not outlive `exp`.
-    let expires_at = expiry(caller.claims().exp)
-        .ok_or_else(|| ApiError::unauthorized("the access token has expired; log in again"))?;
-    let closing = state.feeds_closing().clone();
-    let feed = consumer::open(state.nats(), &request, caller, expires_at, closing.clone()).await?;
     let mut events = feed.events;
     let ready = message::ready_message(feed.last_sequence);
     // The pump stops at expiry too; ending here as well keeps queued events from going out late.
