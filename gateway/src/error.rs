@@ -168,16 +168,23 @@ impl ApiError {
 }
 
 /// The problem document (RFC 9457) plus the request id, so a user can quote it to support.
-#[derive(Serialize)]
-struct Problem<'a> {
+/// Its schema is the one `/api/openapi.json` gives every error.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the status and title say it all.
     #[serde(rename = "type")]
     kind: &'static str,
     title: &'static str,
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong, safe to show.
     detail: &'a str,
+    /// Also in the `X-Request-Id` header and in the logs of every component involved.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
+    /// For 422: every invalid field.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    #[schema(required = false)]
     errors: &'a [FieldError],
 }
 

@@ -35,6 +35,7 @@ pub mod extract;
 pub mod feed;
 pub mod frontend;
 pub mod nats_call;
+pub mod openapi;
 pub mod request;
 pub mod routes;
 pub mod startup;

@@ -27,7 +27,7 @@ use crate::state::AppState;
 /// The HTTP header a client sets to make a write safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Longest idempotency key passed on.
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Everything an `/api` command carries besides its body: who asks (a verified token is
 /// required), under which request id, with which idempotency key.

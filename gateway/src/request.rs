@@ -95,7 +95,9 @@ pub async fn track(mut request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if path.starts_with("/api/") || path.starts_with("/auth/") {
+    // The API reference page is a page, not an API answer.
+    let docs_page = path == "/api/docs" || path.starts_with("/api/docs/");
+    if (path.starts_with("/api/") || path.starts_with("/auth/")) && !docs_page {
         // Patient data and tokens must not linger in browser or proxy caches.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {

@@ -30,6 +30,7 @@ impl Aggregate {
 
 /// Who caused a change: a logged-in staff member, or the system itself (bootstrap, cascades).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// The staff member's id, or `system`.
     pub id: String,

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 
 /// Whether the call was let through the permission check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Allowed,
@@ -37,7 +37,7 @@ pub enum Outcome {
 }
 
 /// One audited access.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: Uuid,
     pub at: DateTime<Utc>,

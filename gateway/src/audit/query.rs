@@ -43,7 +43,8 @@ pub struct AuditQuery {
 }
 
 /// An entry with its place in the stream.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditTrailEntry)]
 pub struct Sequenced {
     pub sequence: u64,
     #[serde(flatten)]

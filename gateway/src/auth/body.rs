@@ -5,6 +5,11 @@ use shared_events::FieldError;
 
 use crate::error::ApiError;
 
+/// The fields of a `POST /auth/login` body.
+pub const LOGIN_FIELDS: [&str; 2] = ["username", "password"];
+/// The fields of a `POST /auth/password` body.
+pub const PASSWORD_FIELDS: [&str; 2] = ["current_password", "new_password"];
+
 /// The `names` fields of `body`, each a string that is not blank, and no other field; or a 422
 /// naming every field that is missing, not a string, or unknown.
 pub fn required_strings<const N: usize>(

@@ -38,7 +38,8 @@ pub struct Claims {
 }
 
 /// What login hands the client.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"access_token": "eyJ0eXAiOiJKV1QiLCJhbGci...", "token_type": "Bearer", "expires_in": 900}))]
 pub struct IssuedToken {
     pub access_token: String,
     /// Always `Bearer`.

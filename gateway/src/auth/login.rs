@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use shared_events::subjects::{action, service};
 use shared_events::{Authenticate, Authenticated};
 
-use super::body::required_strings;
+use super::body::{LOGIN_FIELDS, required_strings};
 use super::jwt::IssuedToken;
 use crate::audit::Origin;
 use crate::error::ApiError;
@@ -67,7 +67,7 @@ pub async fn login(
 
 /// The username (trimmed) and password (exactly as typed) of a login body.
 fn credentials(body: &Map<String, Value>) -> Result<Authenticate, ApiError> {
-    let [username, password] = required_strings(body, ["username", "password"])?;
+    let [username, password] = required_strings(body, LOGIN_FIELDS)?;
     Ok(Authenticate {
         username: username.trim().to_owned(),
         password,

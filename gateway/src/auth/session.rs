@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use shared_events::subjects::{action, service};
 use shared_events::{Authenticated, ChangePassword};
 
-use super::body::required_strings;
+use super::body::{PASSWORD_FIELDS, required_strings};
 use super::caller::Caller;
 use super::jwt::IssuedToken;
 use super::revocation::Revoked;
@@ -61,8 +61,7 @@ pub async fn change_password(
 
 /// Both passwords, as strings; how strong the new one must be is the staff service's rule.
 fn password_change(body: &Map<String, Value>) -> Result<ChangePassword, ApiError> {
-    let [current_password, new_password] =
-        required_strings(body, ["current_password", "new_password"])?;
+    let [current_password, new_password] = required_strings(body, PASSWORD_FIELDS)?;
     Ok(ChangePassword {
         current_password,
         new_password,

@@ -6,6 +6,7 @@
 //! - [`paging`]: list queries and the `Link` header of the next page.
 //! - [`health`]: `/health` and `/ready`.
 //!
+//! `/api/openapi.json` and the `/api/docs` page are in [`crate::openapi`].
 //! `/auth/login` lives in [`crate::auth::login`], `/auth/logout` and `/auth/password` in
 //! [`crate::auth::session`], `/api/audit` in [`crate::audit::query`], the live event feed `/api/events/stream` in
 //! [`crate::feed`], the static files in [`crate::frontend`].
@@ -22,7 +23,7 @@ use axum::{Router, middleware};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
-use crate::{audit, auth, feed, frontend, request};
+use crate::{audit, auth, feed, frontend, openapi, request};
 
 /// The whole HTTP application. Separate from start-up so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
@@ -36,6 +37,9 @@ pub fn app(state: AppState) -> Router {
         .merge(resources::router())
         .route("/api/audit", get(audit::query::audit_trail))
         .route("/api/events/stream", get(feed::stream))
+        .route(openapi::DOCUMENT_PATH, get(openapi::serve_document))
+        .route(openapi::docs::PAGE_PATH, get(openapi::docs::page))
+        .route("/api/docs/{file}", get(openapi::docs::asset))
         .route("/", get(frontend::login_page))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(frontend::files(state.frontend_dir()))
