@@ -161,6 +161,7 @@ pub struct MedicalRecord {
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub recorded_at: DateTime<Utc>,
     /// `DELETE` marks a record `entered_in_error`.
+    // Read-only: a `$ref` cannot say so, so the gateway's document inlines the enum here.
     #[cfg_attr(feature = "openapi", schema(read_only))]
     pub status: RecordStatus,
     #[cfg_attr(feature = "openapi", schema(read_only, minimum = 1))]

@@ -5,6 +5,7 @@
 mod appointments;
 mod audit;
 mod auth;
+mod contract;
 mod discovery;
 mod errors;
 mod events;

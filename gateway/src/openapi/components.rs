@@ -4,9 +4,8 @@
 use axum::http::StatusCode;
 use shared_events::appointment::Appointment;
 use shared_events::patient::Patient;
-use shared_events::record::{MedicalRecord, RecordVersion};
+use shared_events::record::{MedicalRecord, RecordStatus, RecordVersion};
 use shared_events::staff::Staff;
-use utoipa::ToSchema;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
@@ -15,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     Components, ComponentsBuilder, ContentBuilder, Ref, RefOr, Response, ResponseBuilder,
 };
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::audit::query::Sequenced;
 use crate::auth::body::{LOGIN_FIELDS, PASSWORD_FIELDS};
@@ -64,8 +64,10 @@ pub fn all() -> Components {
     add::<Problem>(&mut schemas);
     add::<Sequenced>(&mut schemas);
     for (name, schema) in &mut schemas {
-        if name == "Staff" {
-            add_password(schema);
+        match name.as_str() {
+            "Staff" => add_password(schema),
+            "MedicalRecord" => read_only_inline::<RecordStatus>(schema, "status"),
+            _ => {}
         }
     }
     schemas.push(("Credentials".into(), required_strings(&LOGIN_FIELDS)));
@@ -113,6 +115,21 @@ fn add_password(schema: &mut RefOr<Schema>) {
             .properties
             .insert("password".into(), password.build().into());
     }
+}
+
+/// Marks a property that refers to `T`'s schema read-only, by inlining that schema: the
+/// derive drops `readOnly` next to a `$ref`.
+fn read_only_inline<T: PartialSchema>(schema: &mut RefOr<Schema>, property: &str) {
+    let (RefOr::T(Schema::Object(object)), RefOr::T(Schema::Object(mut inline))) =
+        (schema, T::schema())
+    else {
+        return;
+    };
+    if let Some(RefOr::Ref(reference)) = object.properties.get(property) {
+        inline.description = Some(reference.description.clone()).filter(|d| !d.is_empty());
+    }
+    inline.read_only = Some(true);
+    object.properties.insert(property.into(), inline.into());
 }
 
 /// A body of required, non-blank strings and nothing else, as [`crate::auth::body`] reads it.

@@ -21,7 +21,8 @@ pub use lifecycle::{can_become, check_transition};
 pub use people::{doctor_problem, patient_problem};
 pub use request::{
     AppointmentChanges, BOOKING_FIELDS, BookingRequest, DEFAULT_DURATION_MINUTES,
-    MAX_DURATION_MINUTES, MIN_DURATION_MINUTES, READ_ONLY_FIELDS, parse_start,
+    MAX_CANCELLATION_REASON_CHARS, MAX_DURATION_MINUTES, MAX_NOTES_CHARS, MAX_REASON_CHARS,
+    MIN_DURATION_MINUTES, READ_ONLY_FIELDS, parse_start,
 };
 pub use schedule::{double_booking, end_of, overlaps};
 

@@ -190,7 +190,7 @@ async fn answer<H: CommandHandler>(
                 reply_headers.insert(headers::ERROR, json.as_str());
             }
             let api_error = service::error::Error {
-                status: error.message.clone(),
+                status: header_safe(&error.message),
                 code: status as usize,
             };
             (
@@ -214,6 +214,17 @@ async fn answer<H: CommandHandler>(
         elapsed_ms,
         "command"
     );
+}
+
+/// The message as the service API's `Nats-Service-Error` header can carry it: async-nats
+/// panics on a header value with a line break, and a message may quote a client's field name
+/// (found by fuzzing: the request was then never answered). The full message travels in the
+/// JSON of `headers::ERROR`, which escapes it.
+fn header_safe(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Runs the handler; the reply's bytes.

@@ -20,10 +20,10 @@ pub const READ_ONLY_FIELDS: [&str; 6] = [
     "deleted_at",
 ];
 
-const MAX_NAME_CHARS: usize = 200;
-const MAX_ADDRESS_CHARS: usize = 500;
-const MAX_EMAIL_CHARS: usize = 254;
-const MAX_PHONE_CHARS: usize = 40;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_ADDRESS_CHARS: usize = 500;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_PHONE_CHARS: usize = 40;
 /// Nobody alive was born before this; a date before it is a typing error.
 const EARLIEST_BIRTH_DATE: NaiveDate = NaiveDate::from_ymd_opt(1880, 1, 1).unwrap();
 

@@ -36,8 +36,8 @@ pub const READ_ONLY_FIELDS: [&str; 6] = [
     "updated_at",
 ];
 
-const MAX_TITLE_CHARS: usize = 200;
-const MAX_BODY_CHARS: usize = 20_000;
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_BODY_CHARS: usize = 20_000;
 /// Clocks drift; an observation a few minutes "in the future" is a skewed clock, not a typo.
 const FUTURE_TOLERANCE: Duration = Duration::minutes(5);
 

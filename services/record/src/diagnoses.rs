@@ -7,7 +7,7 @@ use shared_events::record::Diagnosis;
 
 /// More diagnoses than this on one record is a pasted list, not a clinical note.
 pub const MAX_DIAGNOSES: usize = 50;
-const MAX_DESCRIPTION_CHARS: usize = 500;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 /// The ICD-10 shape `^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$`, after trimming and
 /// upper-casing. `U` is left out: WHO reserves it for provisional codes.

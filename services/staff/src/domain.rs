@@ -25,10 +25,10 @@ pub const WRITABLE_FIELDS: [&str; 7] = [
 /// Server-owned fields a client may echo back from a GET; ignored.
 pub const READ_ONLY_FIELDS: [&str; 4] = ["id", "version", "created_at", "updated_at"];
 
-const MAX_NAME_CHARS: usize = 200;
-const MAX_SPECIALIZATION_CHARS: usize = 200;
-const MAX_EMAIL_CHARS: usize = 254;
-const MAX_PHONE_CHARS: usize = 40;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_SPECIALIZATION_CHARS: usize = 200;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_PHONE_CHARS: usize = 40;
 
 /// What a request asks of the login.
 #[derive(Debug, Clone, PartialEq)]

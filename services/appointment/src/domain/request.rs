@@ -11,9 +11,9 @@ use uuid::Uuid;
 pub const DEFAULT_DURATION_MINUTES: i64 = 30;
 pub const MIN_DURATION_MINUTES: i64 = 5;
 pub const MAX_DURATION_MINUTES: i64 = 480;
-const MAX_REASON_CHARS: usize = 500;
-const MAX_NOTES_CHARS: usize = 2000;
-const MAX_CANCELLATION_REASON_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_NOTES_CHARS: usize = 2000;
+pub const MAX_CANCELLATION_REASON_CHARS: usize = 500;
 /// Longer than any id, short enough that garbage is refused before it is parsed.
 const MAX_ID_CHARS: usize = 64;
 const MAX_TIME_CHARS: usize = 64;
