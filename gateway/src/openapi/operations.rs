@@ -81,8 +81,8 @@ pub fn all() -> Vec<(String, PathItem)> {
                 singular(&view.resource)
             )))
             .summary(Some(format!(
-                "Every version of a {}: who changed it, when, and how it was",
-                view.resource.noun
+                "Every version of {}: who changed it, when, and how it was",
+                a(view.resource.noun)
             )))
             .tag(tag_of(&view.resource))
             .parameter(id_parameter(&view.resource))
@@ -143,7 +143,7 @@ fn crud(resource: &Resource) -> Vec<(String, PathItem)> {
         .response("200", list_response(resource));
     let create = OperationBuilder::new()
         .operation_id(Some(format!("create_{one}")))
-        .summary(Some(format!("Create a {}", resource.noun)))
+        .summary(Some(format!("Create {}", a(resource.noun))))
         .tag(tag_of(resource))
         .parameter(idempotency_key())
         .request_body(Some(body(schema)))
@@ -165,8 +165,8 @@ fn crud(resource: &Resource) -> Vec<(String, PathItem)> {
     let update = OperationBuilder::new()
         .operation_id(Some(format!("update_{one}")))
         .summary(Some(format!(
-            "Replace the writable fields of a {}",
-            resource.noun
+            "Replace the writable fields of {}",
+            a(resource.noun)
         )))
         .tag(tag_of(resource))
         .parameters(Some([
@@ -178,7 +178,7 @@ fn crud(resource: &Resource) -> Vec<(String, PathItem)> {
         .response("200", entity_response(resource, "It after the change"));
     let delete = OperationBuilder::new()
         .operation_id(Some(format!("delete_{one}")))
-        .summary(Some(format!("Delete a {}", resource.noun)))
+        .summary(Some(format!("Delete {}", a(resource.noun))))
         .tag(tag_of(resource))
         .parameters(Some([
             id_parameter(resource),
@@ -753,4 +753,14 @@ fn tag_of(resource: &Resource) -> &'static str {
 /// `patient`, `staff`, `appointment`, `record`: for operation ids.
 fn singular(resource: &Resource) -> &'static str {
     resource.service
+}
+
+/// `a patient`, `an appointment`.
+fn a(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
 }
