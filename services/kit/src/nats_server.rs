@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::nats::{Credentials, NatsConfig};
+use crate::nats_users::Passwords;
+
 /// The project's `nats.conf`, built in so `hospital up` works from any directory.
 pub const NATS_CONF: &str = include_str!("../../../nats.conf");
 
@@ -134,11 +137,13 @@ pub fn free_port() -> u16 {
 }
 
 /// A nats-server of our own for a test: free port, temporary storage, the project's
-/// `nats.conf`. Stopped when dropped.
+/// `nats.conf` with its users and permissions, fresh passwords for them. Stopped when dropped.
+/// Each part of a test connects as the component it plays ([`Self::config_for`]).
 pub struct TestNatsServer {
     binary: NatsServerBinary,
     port: u16,
     dir: tempfile::TempDir,
+    passwords: Passwords,
     child: Option<tokio::process::Child>,
 }
 
@@ -151,6 +156,7 @@ impl TestNatsServer {
             binary,
             port: free_port(),
             dir,
+            passwords: Passwords::generate().expect("generate NATS passwords"),
             child: None,
         };
         server.resume().await;
@@ -159,6 +165,30 @@ impl TestNatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The passwords nats-server was started with, one per user of `nats.conf`.
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// How `user` (`gateway`, `patient`, ..., `operator`) connects to this server.
+    pub fn credentials(&self, user: &str) -> Credentials {
+        self.passwords
+            .credentials(user)
+            .unwrap_or_else(|| panic!("nats.conf has no user {user:?}"))
+    }
+
+    /// The NATS settings of the component that connects as `user`.
+    pub fn config_for(&self, user: &str) -> NatsConfig {
+        NatsConfig::new(self.url()).with_credentials(self.credentials(user))
+    }
+
+    /// A client connected as `user`, as a component would connect.
+    pub async fn connect_as(&self, user: &str) -> async_nats::Client {
+        crate::nats::connect(&self.config_for(user), &format!("test-{user}"))
+            .await
+            .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
     }
 
     pub fn port(&self) -> u16 {
@@ -184,6 +214,7 @@ impl TestNatsServer {
                 &dir.join("jetstream"),
                 &dir.join("nats.log"),
             )
+            .envs(self.passwords.server_env())
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
