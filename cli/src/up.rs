@@ -5,7 +5,8 @@
 //! child per component in its own process group, waits for the gateway's `/ready`, and then
 //! supervises: on Ctrl-C or SIGTERM it stops the gateway, the services and NATS in that order;
 //! when a child dies on its own it stops the rest and fails. Everything that must survive a
-//! restart (SQLite files, JetStream store, JWT secret, NATS port) lives in the data directory.
+//! restart (SQLite files, JetStream store, JWT secret, NATS passwords, NATS port) lives in the
+//! data directory.
 
 mod children;
 mod nats_credentials;
@@ -51,7 +52,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "URL")]
     nats_url: Option<String>,
 
-    /// Where the databases, the JetStream store, the JWT secret and the NATS log are kept.
+    /// Where the databases, the JetStream store, the JWT secret, the NATS passwords and the NATS
+    /// log are kept.
     #[arg(
         long,
         value_name = "DIR",
