@@ -10,6 +10,7 @@ mod events;
 mod events_cli;
 mod helpers;
 mod idempotency;
+mod nats_permissions;
 mod outbox;
 mod patients;
 mod records;
