@@ -200,10 +200,16 @@ pub async fn connect(
                 match event {
                     async_nats::Event::Connected => tracing::info!(%user, "connected to NATS"),
                     async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
-                    // A wrong password, or something nats.conf does not allow this user: say so
-                    // loudly, it is a deployment error (the client keeps retrying).
+                    // Something nats.conf does not allow this user: a deployment error.
                     async_nats::Event::ServerError(error) => {
-                        tracing::error!(%user, %error, "NATS refused: check NATS_USER/NATS_PASSWORD and nats.conf's permissions")
+                        tracing::error!(%user, %error, "NATS refused an operation: nats.conf does not allow it to this user")
+                    }
+                    // A wrong user or password. The client keeps trying (the server's password
+                    // may be the one to fix), saying at each attempt what to check.
+                    async_nats::Event::ClientError(error)
+                        if error.to_string().contains("authorization violation") =>
+                    {
+                        tracing::error!(%user, %error, "NATS refused the connection: check NATS_USER and NATS_PASSWORD (or NATS_PASSWORD_FILE)")
                     }
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
