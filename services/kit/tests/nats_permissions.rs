@@ -442,3 +442,61 @@ async fn the_operator_reads_everything_and_changes_nothing() {
         .await;
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
 }
+
+#[tokio::test]
+async fn a_read_models_durable_consumer_is_its_services_alone() {
+    let server = TestNatsServer::start().await;
+    let appointment = Watched::connect(&server, "appointment").await;
+    kit::event_stream::ensure(&appointment.js(), 1)
+        .await
+        .unwrap();
+    let durable = "appointment-read-model";
+    let own = appointment
+        .js()
+        .get_stream(EVENT_STREAM)
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(durable.into()),
+            filter_subject: shared_events::subjects::ALL_EVENTS.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the appointment service makes its own consumer");
+    assert_eq!(own.cached_info().name, durable);
+
+    // Everyone else may look at it, and no one else may pull from it, replace or delete it.
+    for user in ["operator", "gateway", "record"] {
+        let mut other = Watched::connect(&server, user).await;
+        let js = other.js();
+        let stream = js.get_stream_no_info(EVENT_STREAM).await.unwrap();
+        let info = stream.consumer_info(durable).await.unwrap();
+        assert_eq!(info.name, durable, "{user} reads its info");
+        let next = format!("$JS.API.CONSUMER.MSG.NEXT.{EVENT_STREAM}.{durable}");
+        other
+            .client
+            .publish_with_reply(next.clone(), other.client.new_inbox(), "1".into())
+            .await
+            .unwrap();
+        other.refused("Publish", &next).await;
+        assert!(stream.delete_consumer(durable).await.is_err(), "{user}");
+        other
+            .refused(
+                "Publish",
+                &format!("$JS.API.CONSUMER.DELETE.{EVENT_STREAM}.{durable}"),
+            )
+            .await;
+    }
+    let mut operator = Watched::connect(&server, "operator").await;
+    let info = operator
+        .js()
+        .get_stream_no_info(EVENT_STREAM)
+        .await
+        .unwrap()
+        .consumer_info(durable)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(info.name, durable, "still there");
+    operator.nothing_refused().await;
+}
