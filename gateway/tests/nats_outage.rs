@@ -33,7 +33,8 @@ async fn a_command_in_flight_when_nats_dies_is_a_503_at_once_and_the_link_comes_
     // A patient service that takes every command and never answers.
     let service = server.connect_as("patient").await;
     let mut silent = service.subscribe("hospital.patient.get").await.unwrap();
-    service.flush().await.unwrap();
+    // In place before the gateway's command (it is another connection).
+    kit::nats_server::round_trip(&service).await;
 
     let gateway_client = client.clone();
     let request = tokio::spawn(async move {

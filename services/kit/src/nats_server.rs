@@ -136,6 +136,21 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// Returns once nats-server has processed everything `client` sent before (its subscriptions
+/// are in place for other clients' messages). async-nats' `flush` only writes the socket, so
+/// this makes a round trip: a request nats-server answers itself, which every user of
+/// `nats.conf` may send (a missing stream is answered too).
+pub async fn round_trip(client: &async_nats::Client) {
+    let subject = format!(
+        "$JS.API.STREAM.INFO.{}",
+        shared_events::subjects::EVENT_STREAM
+    );
+    client
+        .request(subject, "".into())
+        .await
+        .expect("a round trip to nats-server");
+}
+
 /// A nats-server of our own for a test: free port, temporary storage, the project's
 /// `nats.conf` with its users and permissions, fresh passwords for them. Stopped when dropped.
 /// Each part of a test connects as the component it plays ([`Self::config_for`]).
@@ -184,11 +199,22 @@ impl TestNatsServer {
         NatsConfig::new(self.url()).with_credentials(self.credentials(user))
     }
 
-    /// A client connected as `user`, as a component would connect.
+    /// A client connected as `user`, as a component would connect; returned once connected
+    /// (the components' connect returns at once and connects in the background), so what it
+    /// subscribes to next is in place before another client's request.
     pub async fn connect_as(&self, user: &str) -> async_nats::Client {
-        crate::nats::connect(&self.config_for(user), &format!("test-{user}"))
+        let client = crate::nats::connect(&self.config_for(user), &format!("test-{user}"))
             .await
-            .unwrap_or_else(|e| panic!("connect as {user}: {e}"))
+            .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user} did not connect to the test nats-server"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client
     }
 
     pub fn port(&self) -> u16 {

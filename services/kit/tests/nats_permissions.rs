@@ -70,11 +70,11 @@ impl Watched {
         }
     }
 
-    /// No violation was reported so far (everything sent before is processed).
+    /// No violation was reported for what was sent before (and its subscriptions are in place).
     async fn nothing_refused(&mut self) {
-        self.client.flush().await.unwrap();
-        // The flush's PONG comes after any -ERR for what was sent before it, and the event
-        // callback runs right after the client reads it.
+        // The server answers the round trip after any -ERR for what was sent before it; the
+        // event callback runs right after the client reads that.
+        kit::nats_server::round_trip(&self.client).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Ok(error) = self.errors.try_recv() {
             panic!("unexpected server error: {error}");
