@@ -298,6 +298,9 @@ async fn the_gateway_appends_to_the_audit_trail_but_cannot_erase_it() {
         .delete_consumer(&reader.cached_info().name)
         .await
         .unwrap();
+    // And one entry by its sequence, directly or through the stream leader.
+    assert_eq!(audit.direct_get(2).await.unwrap().sequence, 2);
+    assert_eq!(audit.get_raw_message(3).await.unwrap().sequence, 3);
     gateway.nothing_refused().await;
 
     assert!(js.delete_stream(AUDIT_STREAM).await.is_err());
