@@ -11,6 +11,7 @@ mod events;
 mod events_cli;
 mod helpers;
 mod idempotency;
+mod nats_permissions;
 mod outbox;
 mod patients;
 mod permissions;
