@@ -68,11 +68,12 @@ pub fn frontend_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend"))
 }
 
-pub fn config(nats_url: String, request_timeout: Duration) -> Config {
+/// The gateway's settings on `nats`, connecting as its own NATS user.
+pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
     Config {
         nats: NatsConfig {
-            url: nats_url,
             request_timeout,
+            ..nats.config_for(kit::nats_users::GATEWAY)
         },
         http_addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: SECRET.to_owned(),
@@ -114,7 +115,7 @@ impl TestGateway {
 
     async fn start_only(running: &[&str], request_timeout: Duration) -> Self {
         let nats = TestNatsServer::start().await;
-        let config = config(nats.url(), request_timeout);
+        let config = config(&nats, request_timeout);
         let client = kit::nats::connect(&config.nats, "gateway-test")
             .await
             .expect("connect to the test nats-server");
@@ -128,12 +129,12 @@ impl TestGateway {
             _nats: nats,
         };
         if !running.is_empty() {
-            gateway.start_services(&config, running).await;
+            gateway.start_services(running).await;
         }
         gateway
     }
 
-    async fn start_services(&self, config: &Config, running: &[&str]) {
+    async fn start_services(&self, running: &[&str]) {
         const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
         let stand_ins = [
             (
@@ -163,7 +164,8 @@ impl TestGateway {
                 version: "0.1.0",
                 actions,
             };
-            let client = kit::nats::connect(&config.nats, name).await.unwrap();
+            // Each stand-in connects as the service it stands in for.
+            let client = self._nats.connect_as(name).await;
             tokio::spawn(serve_commands(
                 client,
                 spec,
