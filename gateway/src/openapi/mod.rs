@@ -7,7 +7,8 @@
 //! entity schemas come from the wire types' `ToSchema` derives in `shared-events` (feature
 //! `openapi`), whose attributes restate the services' validation rules.
 //!
-//! - [`operations`]: one [`utoipa::openapi::path::Operation`] per route.
+//! - [`operations`]: one [`utoipa::openapi::path::Operation`] per route of the tables;
+//!   [`fixed`] the others; [`parts`] the parameters, bodies and headers they share.
 //! - [`components`]: schemas, the problem responses, headers, the bearer-JWT scheme.
 //! - [`docs`]: the reference page (Swagger UI, vendored in `gateway/assets/docs/`).
 //!
@@ -15,7 +16,9 @@
 
 pub mod components;
 pub mod docs;
+pub mod fixed;
 pub mod operations;
+pub mod parts;
 
 use std::sync::OnceLock;
 
