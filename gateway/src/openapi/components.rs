@@ -69,6 +69,9 @@ pub fn all() -> Components {
             "MedicalRecord" => read_only_inline::<RecordStatus>(schema, "status"),
             _ => {}
         }
+        if ENTITIES.contains(&name.as_str()) {
+            closed(schema);
+        }
     }
     schemas.push(("Credentials".into(), required_strings(&LOGIN_FIELDS)));
     schemas.push(("PasswordChange".into(), required_strings(&PASSWORD_FIELDS)));
@@ -91,6 +94,23 @@ pub fn all() -> Components {
         builder = builder.response(status.as_u16().to_string(), problem_response(status));
     }
     builder.build()
+}
+
+/// The schemas of what the services own: the fields a body may hold, and no others (a service
+/// answers an unknown field with a 422).
+const ENTITIES: [&str; 6] = [
+    "Patient",
+    "Staff",
+    "Appointment",
+    "MedicalRecord",
+    "Diagnosis",
+    "Vitals",
+];
+
+fn closed(schema: &mut RefOr<Schema>) {
+    if let RefOr::T(Schema::Object(object)) = schema {
+        object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+    }
 }
 
 /// A schema and everything it refers to.

@@ -6,7 +6,7 @@ use utoipa::PartialSchema;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Content, ContentBuilder, RefOr, Required, ResponseBuilder};
 
 use super::components::{array_of, entity_schema, schema_ref, string_of};
@@ -33,9 +33,7 @@ pub(super) fn list_parameters(resource: &Resource, filled: Option<&str>) -> Vec<
         parameters.push(query(
             "q",
             "Every word must start a word of the name; or an exact MRN or username",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(256)),
+            ObjectBuilder::new().schema_type(Type::String),
         ));
     }
     parameters.push(query(
@@ -49,8 +47,10 @@ pub(super) fn list_parameters(resource: &Resource, filled: Option<&str>) -> Vec<
     ));
     parameters.push(query(
         "after",
-        "The cursor of the next page, from the Link header",
-        string_of(KnownFormat::Uuid),
+        "The cursor of the next page, from the Link header (empty counts as absent)",
+        AnyOfBuilder::new()
+            .item(string_of(KnownFormat::Uuid))
+            .item(blank()),
     ));
     for (name, description, schema) in filters(resource) {
         if Some(name) != filled {
@@ -113,6 +113,13 @@ pub(super) fn filters(resource: &Resource) -> Vec<(&'static str, &'static str, R
         ],
         _ => Vec::new(),
     }
+}
+
+/// An empty or blank query value, which the list reads as absent.
+fn blank() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^\s*$"))
 }
 
 pub(super) fn query(name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Parameter {
