@@ -2,6 +2,7 @@
 //! problem document and one response per error status, the headers and the bearer scheme.
 
 use axum::http::StatusCode;
+use serde_json::json;
 use shared_events::appointment::Appointment;
 use shared_events::patient::Patient;
 use shared_events::record::{MedicalRecord, RecordStatus, RecordVersion};
@@ -73,8 +74,21 @@ pub fn all() -> Components {
             closed(schema);
         }
     }
-    schemas.push(("Credentials".into(), required_strings(&LOGIN_FIELDS)));
-    schemas.push(("PasswordChange".into(), required_strings(&PASSWORD_FIELDS)));
+    schemas.push((
+        "Credentials".into(),
+        required_strings(
+            &LOGIN_FIELDS,
+            json!({"username": "admin", "password": "change-me-at-first-login"}),
+        ),
+    ));
+    schemas.push((
+        "PasswordChange".into(),
+        required_strings(
+            &PASSWORD_FIELDS,
+            json!({"current_password": "change-me-at-first-login",
+                   "new_password": "a longer passphrase of mine"}),
+        ),
+    ));
     schemas.push(("Health".into(), health()));
     let mut builder = ComponentsBuilder::new()
         .schemas_from_iter(schemas)
@@ -153,10 +167,11 @@ fn read_only_inline<T: PartialSchema>(schema: &mut RefOr<Schema>, property: &str
 }
 
 /// A body of required, non-blank strings and nothing else, as [`crate::auth::body`] reads it.
-fn required_strings(names: &[&str]) -> RefOr<Schema> {
+fn required_strings(names: &[&str], example: serde_json::Value) -> RefOr<Schema> {
     let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
-        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+        .examples([example]);
     for name in names {
         object = object
             .property(
