@@ -161,7 +161,10 @@ async fn the_gateway_serves_the_document_and_the_reference_page() {
     );
     let csp = page.header("content-security-policy").unwrap();
     for kind in ["script-src", "style-src", "connect-src"] {
-        assert!(allows_own(csp, kind), "{csp} does not allow the page's own {kind}");
+        assert!(
+            allows_own(csp, kind),
+            "{csp} does not allow the page's own {kind}"
+        );
     }
     assert!(!csp.contains("unsafe"), "{csp}");
     let html = String::from_utf8(page.body.to_vec()).unwrap();
@@ -190,9 +193,15 @@ fn allows_own(csp: &str, kind: &str) -> bool {
         csp.split(';')
             .map(str::trim)
             .find(|d| d.split_whitespace().next() == Some(name))
-            .map(|d| d.split_whitespace().skip(1).any(|source| source == "'self'"))
+            .map(|d| {
+                d.split_whitespace()
+                    .skip(1)
+                    .any(|source| source == "'self'")
+            })
     };
-    directive(kind).or_else(|| directive("default-src")).unwrap_or(false)
+    directive(kind)
+        .or_else(|| directive("default-src"))
+        .unwrap_or(false)
 }
 
 /// Every `$ref` in `value`.
