@@ -156,7 +156,10 @@ fn crud(resource: &Resource) -> Vec<(String, PathItem)> {
         .summary(Some(format!("One {}", resource.noun)))
         .tag(tag_of(resource))
         .parameter(id_parameter(resource))
-        .response("200", entity_response(resource, "It"));
+        .response(
+            "200",
+            entity_response(resource, &format!("The {}", resource.noun)),
+        );
     let update = OperationBuilder::new()
         .operation_id(Some(format!("update_{one}")))
         .summary(Some(format!(
@@ -170,7 +173,10 @@ fn crud(resource: &Resource) -> Vec<(String, PathItem)> {
             idempotency_key(),
         ]))
         .request_body(Some(body(schema)))
-        .response("200", entity_response(resource, "It after the change"));
+        .response(
+            "200",
+            entity_response(resource, &format!("The {} after the change", resource.noun)),
+        );
     let delete = OperationBuilder::new()
         .operation_id(Some(format!("delete_{one}")))
         .summary(Some(format!("Delete {}", a(resource.noun))))

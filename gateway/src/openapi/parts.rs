@@ -164,7 +164,8 @@ pub(super) fn idempotency_key() -> Parameter {
                 .schema_type(Type::String)
                 .min_length(Some(1))
                 .max_length(Some(crate::nats_call::MAX_IDEMPOTENCY_KEY_LEN))
-                .pattern(Some("^[!-~]+$")),
+                // Printable ASCII without spaces; surrounding blanks are trimmed.
+                .pattern(Some(r"^\s*[!-~]+\s*$")),
         ))
         .example(Some(serde_json::json!("7f1c9e1a-retry-demo")))
         .build()
@@ -181,12 +182,10 @@ pub(super) fn body(schema: &str) -> utoipa::openapi::request_body::RequestBody {
         .build()
 }
 
+/// One entity; `what` describes it (`The patient`).
 pub(super) fn entity_response(resource: &Resource, what: &str) -> utoipa::openapi::Response {
     ResponseBuilder::new()
-        .description(format!(
-            "{what}, with its version as the ETag ({})",
-            resource.noun
-        ))
+        .description(format!("{what}, with its version as the ETag"))
         .content(
             "application/json",
             json(schema_ref(entity_schema(resource.path))),
