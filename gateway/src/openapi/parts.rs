@@ -164,8 +164,9 @@ pub(super) fn idempotency_key() -> Parameter {
                 .schema_type(Type::String)
                 .min_length(Some(1))
                 .max_length(Some(crate::nats_call::MAX_IDEMPOTENCY_KEY_LEN))
-                // Printable ASCII without spaces; surrounding blanks are trimmed.
-                .pattern(Some(r"^\s*[!-~]+\s*$")),
+                // Printable ASCII without spaces. (Surrounding blanks are trimmed, but HTTP
+                // clients refuse to send a header value that starts with one.)
+                .pattern(Some("^[!-~]+$")),
         ))
         .example(Some(serde_json::json!("7f1c9e1a-retry-demo")))
         .build()
