@@ -26,12 +26,13 @@ use crate::error::{PROBLEM_JSON, Problem};
 pub const BEARER: &str = "bearerAuth";
 
 /// Every error status some route answers, each a `#/components/responses/<status>`.
-pub const ERROR_STATUSES: [StatusCode; 14] = [
+pub const ERROR_STATUSES: [StatusCode; 15] = [
     StatusCode::BAD_REQUEST,
     StatusCode::UNAUTHORIZED,
     StatusCode::FORBIDDEN,
     StatusCode::NOT_FOUND,
     StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::REQUEST_TIMEOUT,
     StatusCode::CONFLICT,
     StatusCode::PRECONDITION_FAILED,
     StatusCode::PAYLOAD_TOO_LARGE,
@@ -235,6 +236,8 @@ fn problem_response(status: StatusCode) -> Response {
             "A taken username, an overlapping appointment, an illegal \
              status change, amending a record entered in error"
         }
+        StatusCode::REQUEST_TIMEOUT => "The body did not arrive within the gateway's body time \
+             limit",
         StatusCode::PRECONDITION_FAILED => "If-Match names a version that is not current",
         StatusCode::PAYLOAD_TOO_LARGE => "A body over 64 KiB",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "A body that is not application/json",

@@ -28,8 +28,9 @@ const AUTHENTICATED: [StatusCode; 4] = [
 /// What a command to a service may add: its reply could not be read.
 pub(super) const COMMAND: [StatusCode; 1] = [S::BAD_GATEWAY];
 /// What reading a JSON body may answer, and a write's `Idempotency-Key`.
-pub(super) const BODY: [StatusCode; 4] = [
+pub(super) const BODY: [StatusCode; 5] = [
     S::BAD_REQUEST,
+    S::REQUEST_TIMEOUT,
     S::PAYLOAD_TOO_LARGE,
     S::UNSUPPORTED_MEDIA_TYPE,
     S::UNPROCESSABLE_ENTITY,
