@@ -236,8 +236,10 @@ fn problem_response(status: StatusCode) -> Response {
             "A taken username, an overlapping appointment, an illegal \
              status change, amending a record entered in error"
         }
-        StatusCode::REQUEST_TIMEOUT => "The body did not arrive within the gateway's body time \
-             limit",
+        StatusCode::REQUEST_TIMEOUT => {
+            "The body did not arrive within the gateway's body time \
+             limit"
+        }
         StatusCode::PRECONDITION_FAILED => "If-Match names a version that is not current",
         StatusCode::PAYLOAD_TOO_LARGE => "A body over 64 KiB",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "A body that is not application/json",
