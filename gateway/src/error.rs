@@ -100,6 +100,14 @@ impl ApiError {
         )
     }
 
+    /// 408: the client took too long to send its body.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body was not received in time",
+        )
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Tokens;
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
 
-/// Shared by all requests; cheap to clone (a NATS client handle, two `Arc`s and a token).
+/// Shared by all requests; cheap to clone (a NATS client handle, `Arc`s and a token).
 #[derive(Clone)]
 pub struct AppState {
     /// The one NATS connection every command goes over; it reconnects by itself and lives as
@@ -23,6 +23,8 @@ pub struct AppState {
     /// Cancelled when the gateway stops: the live feeds then end, so graceful shutdown is not
     /// held open by responses that would otherwise last until their tokens expire.
     feeds_closing: CancellationToken,
+    /// CORS allowlist and time limits, read by the router's layers.
+    http: Arc<HttpSettings>,
 }
 
 impl AppState {
@@ -32,6 +34,7 @@ impl AppState {
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
             feeds_closing: CancellationToken::new(),
+            http: Arc::new(config.http.clone()),
         }
     }
 
@@ -45,6 +48,10 @@ impl AppState {
 
     pub fn frontend_dir(&self) -> &Path {
         &self.frontend_dir
+    }
+
+    pub fn http(&self) -> &HttpSettings {
+        &self.http
     }
 
     /// Cancel it to end every open live feed (see [`crate::feed`]).

@@ -108,6 +108,7 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
+        http: gateway::config::HttpSettings::default(),
     };
     let gateway = gateway::Gateway::build(gateway_config)
         .await
