@@ -58,6 +58,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(parts: Parts) -> TestApp {
+    spawn_app_with_http(parts, gateway::config::HttpSettings::default()).await
+}
+
+/// As [`spawn_app_with`], the gateway with these HTTP settings (CORS allowlist, time limits).
+pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettings) -> TestApp {
     let nats_server = TestNatsServer::start().await;
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let shutdown = CancellationToken::new();
@@ -108,7 +113,7 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
-        http: gateway::config::HttpSettings::default(),
+        http,
     };
     let gateway = gateway::Gateway::build(gateway_config)
         .await

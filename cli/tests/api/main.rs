@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod events_cli;
 mod helpers;
+mod http_hardening;
 mod idempotency;
 mod outbox;
 mod patients;
