@@ -242,6 +242,14 @@ mod tests {
     }
 
     #[test]
+    fn an_internal_error_shows_only_the_generic_detail() {
+        let error = ApiError::internal("pool timed out at /var/lib/hospital/gateway.sock");
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.detail(), INTERNAL_DETAIL);
+        assert!(error.fields().is_empty());
+    }
+
+    #[test]
     fn validation_fields_are_kept() {
         let error = ApiError::from_service(
             "patient",

@@ -4,6 +4,7 @@ import { api, isQuiet, queryString } from "/api.js";
 import { debounce, h, link, replace } from "/js/dom.js";
 import { formatBirthDate, formatSex } from "/js/format.js";
 import { remember } from "/js/directory.js";
+import { can } from "/js/roles.js";
 
 const PAGE_SIZE = 20;
 
@@ -28,7 +29,7 @@ export function patientsView({ outlet, query, onLive }) {
   replace(outlet,
     h("div", { class: "page-head" },
       h("h1", {}, "Patients"),
-      link("/patients/new", "New patient", { class: "button" })),
+      can.editPatients() ? link("/patients/new", "New patient", { class: "button" }) : null),
     h("form", { class: "search", role: "search", onsubmit: (e) => { e.preventDefault(); load(); } },
       h("label", { for: "patient-search" }, "Search patients"),
       search,
@@ -123,6 +124,6 @@ function row(patient) {
     h("td", {}, formatBirthDate(patient.birth_date)),
     h("td", {}, formatSex(patient.sex)),
     h("td", {}, patient.phone || ""),
-    h("td", {}, link(`/patients/${patient.id}/edit`, "Edit", { "aria-label": `Edit ${patient.name}` })),
+    h("td", {}, can.editPatients() ? link(`/patients/${patient.id}/edit`, "Edit", { "aria-label": `Edit ${patient.name}` }) : ""),
   );
 }
