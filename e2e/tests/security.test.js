@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { ADMIN_PASSWORD, BASE_URL, launch, openPage, screenshot } from "../lib/browser.js";
 import { client, createStaff, loginFrom, statusWith, unique, uniqueWord } from "../lib/api.js";
-import { assertNoPageErrors, signIn, unlabelledControls } from "../lib/ui.js";
+import { assertNoPageErrors, dayFromToday, signIn, unlabelledControls } from "../lib/ui.js";
 
 /** Records every `securitypolicyviolation` of each document the page loads. */
 async function watchViolations(page) {
@@ -158,6 +158,31 @@ describe("security", () => {
     assert.equal(await page.getByRole("link", { name: "Access log" }).count(), 0);
     // Nothing was even asked for: no 403 behind the scenes.
     assertNoPageErrors(page);
+    await page.context().close();
+  });
+
+  test("a refusal by the API is explained: a doctor cannot book for a colleague", async () => {
+    const doctor = await createStaff(admin, { role: "doctor", name: `Dr ${uniqueWord()} Self` });
+    const colleague = await createStaff(admin, { role: "doctor", name: `Dr ${uniqueWord()} Other` });
+    const patient = await admin.post("/api/patients", { name: `Perry ${uniqueWord()}`, birth_date: "1966-06-06", sex: "male" });
+    const page = await openPage(browser);
+    await signIn(page, doctor.username, doctor.password);
+    await page.goto(`${BASE_URL}/dashboard.html#/patients/${patient.id}`);
+    await page.getByRole("heading", { level: 1, name: patient.name }).waitFor();
+    await page.getByRole("link", { name: "Book appointment" }).click();
+    await page.getByText(`Booking for ${patient.name}: choose a free slot.`).waitFor();
+    await page.getByLabel("Doctor").selectOption(colleague.id);
+    const tomorrow = dayFromToday(1);
+    await page.getByLabel("Date").fill(tomorrow);
+    const day = page.locator(`section.day[data-day="${tomorrow}"]`);
+    await day.getByRole("button", { name: /^Book 11:00 on .* with / }).click();
+    const dialog = page.getByRole("dialog", { name: "Book an appointment" });
+    await dialog.getByRole("button", { name: "Book appointment" }).click();
+    await dialog.getByRole("alert")
+      .filter({ hasText: "Your role does not allow this: doctors may only change their own appointments." })
+      .waitFor();
+    await screenshot(page, "forbidden-explained");
+    assertNoPageErrors(page, [/status of 403/]);
     await page.context().close();
   });
 
