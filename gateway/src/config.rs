@@ -13,6 +13,9 @@ const HTTP_ADDR_VAR: &str = "HOSPITAL_HTTP_ADDR";
 const SECRET_VAR: &str = "JWT_SECRET_KEY";
 const TTL_VAR: &str = "JWT_TTL_MINUTES";
 const FRONTEND_VAR: &str = "HOSPITAL_FRONTEND_DIR";
+const LOGIN_FAILURES_VAR: &str = "HOSPITAL_LOGIN_MAX_FAILURES";
+const LOGIN_WINDOW_VAR: &str = "HOSPITAL_LOGIN_WINDOW_MINUTES";
+const AUDIT_RETENTION_VAR: &str = "HOSPITAL_AUDIT_RETENTION_DAYS";
 
 /// HS256 needs a key at least as long as its hash.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -22,6 +25,8 @@ pub const DEFAULT_HTTP_ADDR: SocketAddr =
 pub const DEFAULT_TTL_MINUTES: u64 = 15;
 /// Longest token lifetime we accept: a working day.
 pub const MAX_TTL_MINUTES: u64 = 24 * 60;
+pub const DEFAULT_LOGIN_MAX_FAILURES: usize = 5;
+pub const DEFAULT_LOGIN_WINDOW_MINUTES: u64 = 15;
 
 /// Everything the gateway needs to start.
 #[derive(Clone)]
@@ -35,6 +40,13 @@ pub struct Config {
     pub token_ttl: Duration,
     /// `HOSPITAL_FRONTEND_DIR`: the static files served at `/`.
     pub frontend_dir: PathBuf,
+    /// `HOSPITAL_LOGIN_MAX_FAILURES` failed logins within `HOSPITAL_LOGIN_WINDOW_MINUTES`, per
+    /// username or client address, and the next attempt waits (429).
+    pub login_max_failures: usize,
+    pub login_window: Duration,
+    /// `HOSPITAL_AUDIT_RETENTION_DAYS`: how long audit entries are kept; zero (the default)
+    /// keeps them for ever. Only applies when the gateway creates the audit stream.
+    pub audit_retention: Duration,
     /// CORS allowlist and time limits of HTTP requests (see [`HttpSettings`]).
     pub http: HttpSettings,
 }
@@ -49,12 +61,30 @@ impl Config {
             Some(dir) => check_frontend_dir(PathBuf::from(dir))?,
             None => default_frontend_dir(),
         };
+        let login_max_failures = config::parsed_or(LOGIN_FAILURES_VAR, DEFAULT_LOGIN_MAX_FAILURES)?;
+        if login_max_failures == 0 {
+            return Err(ConfigError::Invalid {
+                var: LOGIN_FAILURES_VAR,
+                reason: "must be at least 1".into(),
+            });
+        }
+        let window_minutes = config::parsed_or(LOGIN_WINDOW_VAR, DEFAULT_LOGIN_WINDOW_MINUTES)?;
+        if !(1..=24 * 60).contains(&window_minutes) {
+            return Err(ConfigError::Invalid {
+                var: LOGIN_WINDOW_VAR,
+                reason: format!("{window_minutes} is not between 1 and 1440 minutes"),
+            });
+        }
+        let retention_days: u64 = config::parsed_or(AUDIT_RETENTION_VAR, 0)?;
         Ok(Config {
             nats,
             http_addr,
             jwt_secret,
             token_ttl,
             frontend_dir,
+            login_max_failures,
+            login_window: Duration::from_secs(window_minutes * 60),
+            audit_retention: Duration::from_secs(retention_days.saturating_mul(24 * 3600)),
             http: HttpSettings::from_env()?,
         })
     }
@@ -114,6 +144,13 @@ impl fmt::Display for Config {
         config::write_setting(f, SECRET_VAR, config::mask(&self.jwt_secret))?;
         config::write_setting(f, TTL_VAR, self.token_ttl.as_secs() / 60)?;
         config::write_setting(f, FRONTEND_VAR, self.frontend_dir.display())?;
+        config::write_setting(f, LOGIN_FAILURES_VAR, self.login_max_failures)?;
+        config::write_setting(f, LOGIN_WINDOW_VAR, self.login_window.as_secs() / 60)?;
+        config::write_setting(
+            f,
+            AUDIT_RETENTION_VAR,
+            self.audit_retention.as_secs() / (24 * 3600),
+        )?;
         write!(f, "{}", self.http)
     }
 }
@@ -127,6 +164,9 @@ impl fmt::Debug for Config {
             .field("jwt_secret", &config::mask(&self.jwt_secret))
             .field("token_ttl", &self.token_ttl)
             .field("frontend_dir", &self.frontend_dir)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_window", &self.login_window)
+            .field("audit_retention", &self.audit_retention)
             .field("http", &self.http)
             .finish()
     }
@@ -293,6 +333,9 @@ mod tests {
             jwt_secret: "s".repeat(40),
             token_ttl: Duration::from_secs(15 * 60),
             frontend_dir: PathBuf::from("frontend"),
+            login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
+            login_window: Duration::from_secs(15 * 60),
+            audit_retention: Duration::ZERO,
             http: HttpSettings::default(),
         }
     }
@@ -335,6 +378,9 @@ mod tests {
             "JWT_SECRET_KEY",
             "JWT_TTL_MINUTES",
             "HOSPITAL_FRONTEND_DIR",
+            "HOSPITAL_LOGIN_MAX_FAILURES",
+            "HOSPITAL_LOGIN_WINDOW_MINUTES",
+            "HOSPITAL_AUDIT_RETENTION_DAYS",
             "HOSPITAL_CORS_ORIGINS",
             "HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS",
             "HOSPITAL_HTTP_BODY_TIMEOUT_SECS",

@@ -24,6 +24,8 @@ pub struct ApiError {
     status: StatusCode,
     detail: String,
     fields: Vec<FieldError>,
+    /// Seconds to wait before trying again (`Retry-After`), for 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             fields: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             detail,
             fields,
+            retry_after: None,
         }
     }
 
@@ -70,6 +74,16 @@ impl ApiError {
     /// 403: logged in, but the role may not do this.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, detail)
+    }
+
+    /// 429 with `Retry-After`: too many failed attempts; `wait` is how long until the next
+    /// one is considered.
+    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        ApiError {
+            // Whole seconds, rounded up: a client that waits as told is let through.
+            retry_after: Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
+        }
     }
 
     /// `patient not found`, `staff member not found`, ...
@@ -156,6 +170,7 @@ impl ApiError {
             status,
             detail: error.message,
             fields: error.fields,
+            retry_after: None,
         }
     }
 }
@@ -196,6 +211,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

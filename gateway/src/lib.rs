@@ -14,8 +14,11 @@
 //!   resource once, [`routes::nested`] the routes below an item (a patient's appointments, a
 //!   record's history); [`routes::paging`] reads list queries and filters; [`routes::health`]
 //!   has `/health` and `/ready`.
-//! - [`auth`]: tokens ([`auth::jwt`]), login, the [`auth::Caller`] extractor that makes a route
-//!   require a token, and the one permission check.
+//! - [`auth`]: tokens ([`auth::jwt`]), login and its limits, logout and password change,
+//!   revoked tokens, the [`auth::Caller`] extractor that makes a route require a token, and the
+//!   permission matrix ([`auth::permissions`]).
+//! - [`access`]: every `/api` command's path: the permission check, the command, the audit.
+//! - [`audit`]: the audit trail in `HOSPITAL_AUDIT`, and `GET /api/audit`.
 //! - [`extract`]: the JSON-object body, the path id, `If-Match`.
 //! - [`nats_call`]: the command headers, the request, the reply or error.
 //! - [`feed`]: `GET /api/events/stream`, the live event feed (Server-Sent Events) from the
@@ -25,6 +28,8 @@
 //! - [`config`] and [`startup`]: settings from the environment; [`Gateway`] builds and runs
 //!   the whole as a [`kit::runtime::Component`].
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;

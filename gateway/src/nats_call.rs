@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use shared_events::headers;
 use std::time::Duration;
 
+use crate::audit::Origin;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::request::RequestId;
@@ -35,6 +36,8 @@ pub struct CommandContext {
     pub caller: Caller,
     pub request_id: RequestId,
     pub idempotency_key: Option<String>,
+    /// Method, path and client address, for the audit trail.
+    pub origin: Origin,
 }
 
 impl FromRequestParts<AppState> for CommandContext {
@@ -48,10 +51,12 @@ impl FromRequestParts<AppState> for CommandContext {
         let caller = Caller::from_request_parts(parts, state).await?;
         let Ok(request_id) = RequestId::from_request_parts(parts, state).await;
         let idempotency_key = idempotency_key(parts)?;
+        let Ok(origin) = Origin::from_request_parts(parts, state).await;
         Ok(CommandContext {
             caller,
             request_id,
             idempotency_key,
+            origin,
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct Gateway {
     /// The address actually bound (the port is chosen by the OS when configured as 0).
     local_addr: SocketAddr,
     state: AppState,
+    /// How long tokens live: how far back staff events can revoke one.
+    token_ttl: Duration,
 }
 
 impl Gateway {
@@ -59,6 +61,7 @@ impl Component for Gateway {
             listener,
             local_addr,
             state: AppState::new(nats, &config),
+            token_ttl: config.token_ttl,
         })
     }
 
@@ -66,14 +69,27 @@ impl Component for Gateway {
         tracing::info!(addr = %self.local_addr, "gateway listening");
         let nats = self.state.nats().clone();
         let feeds = self.state.feeds_closing().clone();
+        // Revoked tokens are followed for as long as the gateway serves.
+        let revocations = self.state.revocations().clone();
+        let following = tokio::spawn({
+            let js = self.state.jetstream().clone();
+            let lookback = self.token_ttl + Duration::from_secs(60);
+            let stop = feeds.clone();
+            async move { revocations.follow(js, lookback, stop).await }
+        });
         let stopping = async move {
             shutdown.cancelled().await;
             // Live feeds never finish by themselves; end them so the requests in flight can.
             feeds.cancel();
         };
-        axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(stopping)
-            .await?;
+        // The client's address is kept for the audit trail and the login limits.
+        axum::serve(
+            self.listener,
+            app(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopping)
+        .await?;
+        following.abort();
         // Nothing of ours is pending on NATS once the last request has its answer, but a flush
         // makes sure whatever was written has left.
         let _ = tokio::time::timeout(Duration::from_secs(1), nats.flush()).await;

@@ -1,23 +1,34 @@
 //! What every request handler shares. The gateway keeps no state of its own beyond this: the
-//! NATS connection, the token keys, where the frontend lives, and the signal that ends the live
-//! feeds.
+//! NATS connection, the token keys, what it follows of revoked tokens, the failed-login counts,
+//! the audit log writer, where the frontend lives, and the signal that ends the live feeds.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditLog;
 use crate::auth::Tokens;
+use crate::auth::revocation::Revocations;
+use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, HttpSettings};
 
-/// Shared by all requests; cheap to clone (a NATS client handle, `Arc`s and a token).
+/// Shared by all requests; cheap to clone (client handles, `Arc`s and a token).
 #[derive(Clone)]
 pub struct AppState {
     /// The one NATS connection every command goes over; it reconnects by itself and lives as
     /// long as the gateway.
     nats: async_nats::Client,
+    /// JetStream over the same connection: the audit trail and the revoked tokens.
+    jetstream: async_nats::jetstream::Context,
     /// Token keys, made once at start from `JWT_SECRET_KEY`.
     tokens: Arc<Tokens>,
+    /// Tokens refused before they expire, followed from NATS.
+    revocations: Arc<Revocations>,
+    /// Failed-login counts.
+    login_throttle: Arc<LoginThrottle>,
+    /// Where every `/api` access is recorded.
+    audit: Arc<AuditLog>,
     /// The static frontend served at `/`.
     frontend_dir: Arc<PathBuf>,
     /// Cancelled when the gateway stops: the live feeds then end, so graceful shutdown is not
@@ -30,8 +41,15 @@ pub struct AppState {
 impl AppState {
     pub fn new(nats: async_nats::Client, config: &Config) -> Self {
         AppState {
+            jetstream: async_nats::jetstream::new(nats.clone()),
+            audit: Arc::new(AuditLog::new(nats.clone(), config.audit_retention)),
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
+            revocations: Arc::new(Revocations::default()),
+            login_throttle: Arc::new(LoginThrottle::new(
+                config.login_max_failures,
+                config.login_window,
+            )),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
             feeds_closing: CancellationToken::new(),
             http: Arc::new(config.http.clone()),
@@ -42,8 +60,24 @@ impl AppState {
         &self.nats
     }
 
+    pub fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.jetstream
+    }
+
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    pub fn login_throttle(&self) -> &LoginThrottle {
+        &self.login_throttle
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
     }
 
     pub fn frontend_dir(&self) -> &Path {

@@ -113,6 +113,9 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
+        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
+        login_window: Duration::from_secs(15 * 60),
+        audit_retention: Duration::ZERO,
         http,
     };
     let gateway = gateway::Gateway::build(gateway_config)
@@ -242,6 +245,34 @@ impl TestApp {
         assert_eq!(response.status(), 200, "admin login");
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new staff member with `role` and a login, registered by the admin: their token and id.
+    pub async fn staff_login(&self, role: &str) -> (String, String) {
+        let admin = self.admin_token().await;
+        let username = format!("{role}.{}", uuid::Uuid::now_v7().simple());
+        let password = "a long enough password";
+        let response = self
+            .api(reqwest::Method::POST, "/api/staff", &admin)
+            .json(&json!({"name": format!("Test {role}"), "role": role,
+                          "username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "create a {role}");
+        let staff: Value = response.json().await.unwrap();
+        let response = self.login(&username, password).await;
+        assert_eq!(response.status(), 200, "{role} login");
+        let body: Value = response.json().await.unwrap();
+        (
+            body["access_token"].as_str().unwrap().to_owned(),
+            staff["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The token of a new doctor (who may write medical records).
+    pub async fn doctor_token(&self) -> String {
+        self.staff_login("doctor").await.0
     }
 
     /// An authenticated request builder.

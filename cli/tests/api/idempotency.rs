@@ -495,9 +495,10 @@ async fn appointment_writes_replay_without_a_second_change() {
 #[tokio::test]
 async fn record_writes_replay_without_a_second_version() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
+    let desk = app.admin_token().await;
+    let token = app.doctor_token().await;
     let patient = app
-        .create_patient(&token, patient_body("Chart Holder"))
+        .create_patient(&desk, patient_body("Chart Holder"))
         .await;
     let body = note(&patient["id"], "Admission", "2026-01-01T09:00:00Z");
     let created = twice(

@@ -13,6 +13,7 @@ mod http_hardening;
 mod idempotency;
 mod outbox;
 mod patients;
+mod permissions;
 mod records;
 mod records_history;
 mod records_read_model;

@@ -62,17 +62,6 @@ pub async fn invalid_fields(response: Response) -> Vec<(String, String)> {
     fields
 }
 
-/// The staff id of the bootstrap administrator.
-pub async fn admin_id(app: &TestApp, token: &str) -> String {
-    let staff: Vec<Value> = send(app, Method::GET, "/api/staff?q=admin", token, None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let admin = staff.iter().find(|s| s["username"] == "admin").unwrap();
-    admin["id"].as_str().unwrap().to_owned()
-}
-
 /// Publishes an appointment event as the appointment service would, so these tests do not
 /// depend on its booking rules.
 async fn publish_appointment(app: &TestApp, patient_id: &Value) -> Uuid {
@@ -119,12 +108,13 @@ async fn publish_appointment(app: &TestApp, patient_id: &Value) -> Uuid {
 async fn records_need_a_known_patient_who_is_not_deleted() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
+    let doctor = app.doctor_token().await;
     let unknown = json!(Uuid::now_v7());
     let response = send(
         &app,
         Method::POST,
         "/api/records",
-        &token,
+        &doctor,
         Some(&note(&unknown, "Ghost", "2026-01-01T09:00:00Z")),
     )
     .await;
@@ -145,7 +135,7 @@ async fn records_need_a_known_patient_who_is_not_deleted() {
     );
     // At once: the record service catches up with the delete before it decides.
     let body = note(&patient["id"], "Too late", "2026-01-01T09:00:00Z");
-    let response = send(&app, Method::POST, "/api/records", &token, Some(&body)).await;
+    let response = send(&app, Method::POST, "/api/records", &doctor, Some(&body)).await;
     assert_eq!(
         invalid_fields(response).await,
         [("patient_id".into(), "the patient has been deleted".into())]
@@ -155,8 +145,10 @@ async fn records_need_a_known_patient_who_is_not_deleted() {
 #[tokio::test]
 async fn a_record_written_right_after_its_patient_is_registered_is_accepted() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let patient = app.create_patient(&token, patient_body("Brand New")).await;
+    let desk = app.admin_token().await;
+    // A nurse records the admission observations.
+    let (token, nurse_id) = app.staff_login("nurse").await;
+    let patient = app.create_patient(&desk, patient_body("Brand New")).await;
     let body = json!({"patient_id": patient["id"], "kind": "vitals", "title": "Admission obs",
                       "vitals": {"temperature_c": 37.9, "pulse_bpm": 96, "systolic_mmhg": 128,
                                  "diastolic_mmhg": 84, "spo2_percent": 97}});
@@ -164,7 +156,7 @@ async fn a_record_written_right_after_its_patient_is_registered_is_accepted() {
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["etag"], "\"1\"");
     let record: Value = response.json().await.unwrap();
-    assert_eq!(record["author_id"], admin_id(&app, &token).await.as_str());
+    assert_eq!(record["author_id"], nurse_id.as_str());
     assert_eq!(
         (record["status"].as_str(), record["version"].as_i64()),
         (Some("active"), Some(1))
@@ -182,8 +174,9 @@ async fn a_record_written_right_after_its_patient_is_registered_is_accepted() {
 #[tokio::test]
 async fn invalid_clinical_values_are_each_named() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let patient = app.create_patient(&token, patient_body("Typo Prone")).await;
+    let desk = app.admin_token().await;
+    let token = app.doctor_token().await;
+    let patient = app.create_patient(&desk, patient_body("Typo Prone")).await;
     let body = json!({"patient_id": patient["id"], "kind": "diagnosis", "title": "Review",
                       "diagnoses": [{"code": "J45.909", "description": "Asthma"}, {"code": "asthma", "description": ""}],
                       "vitals": {"pulse_bpm": 720, "mood": "fine"}, "recorded_at": "2999-01-01T00:00:00Z"});
@@ -207,12 +200,13 @@ async fn invalid_clinical_values_are_each_named() {
 #[tokio::test]
 async fn a_record_may_only_name_an_appointment_of_its_own_patient() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
+    let desk = app.admin_token().await;
+    let token = app.doctor_token().await;
     let patient = app
-        .create_patient(&token, patient_body("Has Appointment"))
+        .create_patient(&desk, patient_body("Has Appointment"))
         .await;
     let other = app
-        .create_patient(&token, patient_body("Other Patient"))
+        .create_patient(&desk, patient_body("Other Patient"))
         .await;
     let appointment = publish_appointment(&app, &other["id"]).await;
 

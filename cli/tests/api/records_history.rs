@@ -7,15 +7,15 @@ use shared_events::{Actor, Aggregate};
 use uuid::Uuid;
 
 use crate::helpers::{patient_body, spawn_app};
-use crate::records::{admin_id, create_record, invalid_fields, note, send};
+use crate::records::{create_record, invalid_fields, note, send};
 
 #[tokio::test]
 async fn amendments_keep_every_version_readable() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let admin = admin_id(&app, &token).await;
+    let desk = app.admin_token().await;
+    let (token, doctor_id) = app.staff_login("doctor").await;
     let patient = app
-        .create_patient(&token, patient_body("Amended Often"))
+        .create_patient(&desk, patient_body("Amended Often"))
         .await;
     let first = note(&patient["id"], "Chest pain", "2026-03-01T10:00:00Z");
     let record = create_record(&app, &token, &first).await;
@@ -97,7 +97,10 @@ async fn amendments_keep_every_version_readable() {
         ]
     );
     for version in &history {
-        assert_eq!(version["changed_by"], json!({"id": admin, "role": "admin"}));
+        assert_eq!(
+            version["changed_by"],
+            json!({"id": doctor_id, "role": "doctor"})
+        );
         assert_eq!(version["changed_at"], version["record"]["updated_at"]);
     }
     assert_eq!(history[0]["record"], record);
@@ -107,10 +110,9 @@ async fn amendments_keep_every_version_readable() {
 #[tokio::test]
 async fn a_record_entered_in_error_is_kept_but_leaves_the_default_list() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let patient = app
-        .create_patient(&token, patient_body("Wrong Chart"))
-        .await;
+    let desk = app.admin_token().await;
+    let token = app.doctor_token().await;
+    let patient = app.create_patient(&desk, patient_body("Wrong Chart")).await;
     let kept = create_record(
         &app,
         &token,
@@ -210,12 +212,13 @@ async fn a_record_entered_in_error_is_kept_but_leaves_the_default_list() {
 #[tokio::test]
 async fn the_patient_timeline_is_newest_first_and_paged() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
+    let desk = app.admin_token().await;
+    let token = app.doctor_token().await;
     let patient = app
-        .create_patient(&token, patient_body("Long History"))
+        .create_patient(&desk, patient_body("Long History"))
         .await;
     let other = app
-        .create_patient(&token, patient_body("Someone Else"))
+        .create_patient(&desk, patient_body("Someone Else"))
         .await;
     create_record(
         &app,
@@ -280,10 +283,10 @@ async fn the_patient_timeline_is_newest_first_and_paged() {
 #[tokio::test]
 async fn each_record_change_publishes_one_event_with_the_full_state() {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let admin = admin_id(&app, &token).await;
+    let desk = app.admin_token().await;
+    let (token, doctor_id) = app.staff_login("doctor").await;
     let patient = app
-        .create_patient(&token, patient_body("Event Source"))
+        .create_patient(&desk, patient_body("Event Source"))
         .await;
     let body = note(&patient["id"], "Observed", "2026-11-25T09:30:00Z");
     let record = create_record(&app, &token, &body).await;
@@ -329,8 +332,8 @@ async fn each_record_change_publishes_one_event_with_the_full_state() {
         assert_eq!(
             event.actor,
             Actor {
-                id: admin.clone(),
-                role: "admin".into()
+                id: doctor_id.clone(),
+                role: "doctor".into()
             }
         );
         assert_eq!(event.event_id.get_version_num(), 7);

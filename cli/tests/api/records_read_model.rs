@@ -86,7 +86,8 @@ async fn the_same_patient_event_delivered_twice_changes_nothing() {
     wait_until_applied(&db, last).await;
     assert_eq!(directory_row(&db, &patient["id"]).await, Some((true, 2)));
     let body = note(&patient["id"], "Still gone", "2026-01-01T09:00:00Z");
-    let response = send(&app, Method::POST, "/api/records", &token, Some(&body)).await;
+    let doctor = app.doctor_token().await;
+    let response = send(&app, Method::POST, "/api/records", &doctor, Some(&body)).await;
     assert_eq!(
         invalid_fields(response).await,
         [("patient_id".into(), "the patient has been deleted".into())]
@@ -134,11 +135,12 @@ async fn a_record_read_model_that_was_offline_catches_up_when_it_returns() {
     })
     .await;
     let token = app.admin_token().await;
+    let doctor = app.doctor_token().await;
     // Registered before the record service ever ran: it learns of them from the stream.
     let early = app.create_patient(&token, patient_body("Early Bird")).await;
     let stop = start_record_service(&app).await;
     let early_note = note(&early["id"], "First visit", "2026-01-01T09:00:00Z");
-    let kept = create_record(&app, &token, &early_note).await;
+    let kept = create_record(&app, &doctor, &early_note).await;
 
     stop.cancel();
     wait_until_stopped(&app).await;
@@ -160,13 +162,13 @@ async fn a_record_read_model_that_was_offline_catches_up_when_it_returns() {
         "Registered while we were away",
         "2026-01-02T09:00:00Z",
     );
-    create_record(&app, &token, &late_note).await;
+    create_record(&app, &doctor, &late_note).await;
     // ...and by then it has also seen the delete that came before.
     let response = send(
         &app,
         Method::POST,
         "/api/records",
-        &token,
+        &doctor,
         Some(&early_note),
     )
     .await;
@@ -176,7 +178,7 @@ async fn a_record_read_model_that_was_offline_catches_up_when_it_returns() {
     );
     // The deleted patient's existing record is kept.
     let record_path = format!("/api/records/{}", kept["id"].as_str().unwrap());
-    let read: Value = send(&app, Method::GET, &record_path, &token, None)
+    let read: Value = send(&app, Method::GET, &record_path, &doctor, None)
         .await
         .json()
         .await

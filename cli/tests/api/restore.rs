@@ -65,6 +65,7 @@ async fn hospital_restore(
 async fn restore_rebuilds_each_owners_tables_from_its_events_into_an_empty_database() {
     let (clinic, _services) = system_with_history().await;
     let app = &clinic.app;
+    let doctor = app.doctor_token().await;
     // A record with an amendment and an entry in error, for record_versions.
     let patients: Vec<String> = {
         let pool = db(app, "patient").await;
@@ -77,15 +78,15 @@ async fn restore_rebuilds_each_owners_tables_from_its_events_into_an_empty_datab
         ids
     };
     let first = note(&json!(patients[0]), "Chest pain", "2026-03-01T10:00:00Z");
-    let record = create_record(app, &clinic.token, &first).await;
+    let record = create_record(app, &doctor, &first).await;
     let path = format!("/api/records/{}", record["id"].as_str().unwrap());
     let mut second = first.clone();
     second["title"] = json!("Chest pain, musculoskeletal");
-    let response = send(app, Method::PUT, &path, &clinic.token, Some(&second)).await;
+    let response = send(app, Method::PUT, &path, &doctor, Some(&second)).await;
     assert_eq!(response.status(), 200);
     create_record(
         app,
-        &clinic.token,
+        &doctor,
         &note(&json!(patients[1]), "Headache", "2026-03-02T10:00:00Z"),
     )
     .await;

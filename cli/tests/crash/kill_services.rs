@@ -23,7 +23,7 @@ async fn kill_and_restart_while_clients_write(service: &'static str) {
     let mut system = System::start().await;
     let token = system.admin_token().await;
     let fixture = Arc::new(Fixture::create(&system.gateway, token.clone()).await);
-    let load = Load::start(&system.gateway, fixture);
+    let load = Load::start(&system.gateway, fixture.clone());
     let patience = Duration::from_secs(30);
     load.until_more_acks(service, WRITES_AROUND_THE_KILL, patience)
         .await;
@@ -84,7 +84,7 @@ async fn kill_and_restart_while_clients_write(service: &'static str) {
             .all(|(status, latency)| *status == Some(503) && *latency < Duration::from_secs(1)),
         "while {service} was dead every write was a prompt 503: {while_dead:?}"
     );
-    assert_nothing_acknowledged_was_lost(&system, &journal, &token).await;
+    assert_nothing_acknowledged_was_lost(&system, &journal, &fixture).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +116,7 @@ async fn kill_9_of_the_gateway_loses_no_acknowledged_write() {
     let mut system = System::start().await;
     let token = system.admin_token().await;
     let fixture = Arc::new(Fixture::create(&system.gateway, token.clone()).await);
-    let load = Load::start(&system.gateway, fixture);
+    let load = Load::start(&system.gateway, fixture.clone());
     let patience = Duration::from_secs(30);
     for service in SERVICES {
         load.until_more_acks(service, 5, patience).await;
@@ -172,5 +172,5 @@ async fn kill_9_of_the_gateway_loses_no_acknowledged_write() {
             .all(|(status, latency)| status.is_none() && *latency < Duration::from_secs(1)),
         "while the gateway was dead every request failed at once: {while_dead:?}"
     );
-    assert_nothing_acknowledged_was_lost(&system, &journal, &token).await;
+    assert_nothing_acknowledged_was_lost(&system, &journal, &fixture).await;
 }

@@ -27,7 +27,7 @@ async fn while_nats_is_down_the_gateway_answers_503_within_2_s_and_all_recovers_
     let token = system.admin_token().await;
     let fixture = Arc::new(Fixture::create(&system.gateway, token.clone()).await);
     let patient = fixture.patients[0].clone();
-    let load = Load::start(&system.gateway, fixture);
+    let load = Load::start(&system.gateway, fixture.clone());
     for service in SERVICES {
         load.until_more_acks(service, 5, Duration::from_secs(30))
             .await;
@@ -40,7 +40,7 @@ async fn while_nats_is_down_the_gateway_answers_503_within_2_s_and_all_recovers_
     let in_flight = {
         let request = reqwest::Client::new()
             .post(format!("{}/api/records", system.gateway))
-            .bearer_auth(&token)
+            .bearer_auth(&fixture.doctor_token)
             .timeout(Duration::from_secs(10))
             .json(&json!({"patient_id": patient, "kind": "note", "title": "In flight"}))
             .send();
@@ -150,5 +150,5 @@ async fn while_nats_is_down_the_gateway_answers_503_within_2_s_and_all_recovers_
         !during_outage.is_empty(),
         "the clients kept writing during the outage"
     );
-    assert_nothing_acknowledged_was_lost(&system, &journal, &token).await;
+    assert_nothing_acknowledged_was_lost(&system, &journal, &fixture).await;
 }

@@ -27,7 +27,7 @@ async function describe(event) {
       return [what, target];
     }
     case "staff": {
-      const what = { created: "Staff member added: ", updated: "Staff member updated: ", deleted: "Staff member removed: " }[verb] || `Staff ${verb}: `;
+      const what = { created: "Staff member added: ", updated: "Staff member updated: ", password_changed: "Password changed: ", deleted: "Staff member removed: " }[verb] || `Staff ${verb}: `;
       return [what, link("/staff", data.name), data.role ? ` (${formatRole(data.role)})` : ""];
     }
     case "appointment": {

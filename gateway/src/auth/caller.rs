@@ -1,11 +1,13 @@
 //! The caller of an `/api` route: the verified claims of the `Authorization: Bearer` token.
-//! Taking a [`Caller`] as a handler argument is what makes a route require a login.
+//! Taking a [`Caller`] as a handler argument is what makes a route require a login: a token
+//! that is well signed, unexpired, and not revoked since ([`super::revocation`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
 use super::jwt::{Claims, TokenError};
+use super::revocation::Revoked;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,12 +29,23 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        match state.tokens().verify(token) {
-            Ok(claims) => Ok(Caller(claims)),
-            Err(TokenError::Expired) => Err(ApiError::unauthorized(
-                "the access token has expired; log in again",
+        let claims = match state.tokens().verify(token) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired) => {
+                return Err(ApiError::unauthorized(
+                    "the access token has expired; log in again",
+                ));
+            }
+            Err(TokenError::Invalid) => {
+                return Err(ApiError::unauthorized("the access token is invalid"));
+            }
+        };
+        match state.revocations().check(&claims) {
+            Ok(()) => Ok(Caller(claims)),
+            Err(Revoked::NotLoaded) => Err(ApiError::service_unavailable(
+                Revoked::NotLoaded.to_string(),
             )),
-            Err(TokenError::Invalid) => Err(ApiError::unauthorized("the access token is invalid")),
+            Err(revoked) => Err(ApiError::unauthorized(revoked.to_string())),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /auth/login`: the staff service checks the username and password; the gateway signs
-//! the access token.
+//! the access token. Failed logins are limited per username and per client address
+//! ([`super::throttle`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +10,7 @@ use shared_events::subjects::{action, service};
 use shared_events::{Authenticate, Authenticated, FieldError};
 
 use super::jwt::IssuedToken;
+use crate::audit::Origin;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
 use crate::nats_call::{command_headers, decode_reply, send_command};
@@ -21,9 +23,21 @@ const BAD_CREDENTIALS: &str = "invalid username or password";
 pub async fn login(
     State(state): State<AppState>,
     request_id: RequestId,
+    origin: Origin,
     JsonObject(body): JsonObject,
 ) -> Result<Json<IssuedToken>, ApiError> {
     let credentials = credentials(&body)?;
+    let address = origin.client_addr.map(|addr| addr.ip());
+    if let Err(wait) = state.login_throttle().check(&credentials.username, address) {
+        tracing::warn!(username = %credentials.username, ?address, "login refused: too many failures");
+        return Err(ApiError::too_many_requests(
+            format!(
+                "too many failed logins; try again in {} minutes",
+                wait.as_secs().div_ceil(60)
+            ),
+            wait,
+        ));
+    }
     let reply = send_command(
         state.nats(),
         service::STAFF,
@@ -34,11 +48,16 @@ pub async fn login(
     .await
     .map_err(|error| {
         if error.status() == StatusCode::UNAUTHORIZED {
+            state
+                .login_throttle()
+                .record_failure(&credentials.username, address);
+            tracing::info!(username = %credentials.username, ?address, "login failed");
             ApiError::unauthorized(BAD_CREDENTIALS)
         } else {
             error
         }
     })?;
+    state.login_throttle().record_success(&credentials.username);
     let who: Authenticated = decode_reply(service::STAFF, &reply)?;
     let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
     tracing::info!(staff_id = %who.staff_id, role = who.role.as_str(), "logged in");

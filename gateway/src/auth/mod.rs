@@ -1,15 +1,20 @@
 //! Authentication and authorisation.
 //!
 //! - [`jwt`]: issuing and verifying the HS256 access tokens.
-//! - [`login`]: `POST /auth/login`, checked by the staff service.
+//! - [`login`]: `POST /auth/login`, checked by the staff service, limited by [`throttle`].
+//! - [`session`]: `POST /auth/logout` and `POST /auth/password`.
+//! - [`revocation`]: tokens refused before they expire (logouts, account changes).
 //! - [`caller`]: the [`Caller`] extractor, which makes a route require a valid bearer token.
-//! - [`permissions`]: the one place that decides whether a caller may do an action.
+//! - [`permissions`]: the permission matrix, the one place that says who may do what.
 
 pub mod caller;
 pub mod jwt;
 pub mod login;
 pub mod permissions;
+pub mod revocation;
+pub mod session;
+pub mod throttle;
 
 pub use caller::Caller;
 pub use jwt::{Claims, IssuedToken, TokenError, Tokens};
-pub use permissions::{Action, authorize};
+pub use permissions::Action;

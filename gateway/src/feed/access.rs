@@ -5,7 +5,8 @@
 use shared_events::Aggregate;
 use shared_events::subjects::service;
 
-use crate::auth::{Action, Caller, authorize};
+use crate::auth::permissions::may;
+use crate::auth::{Action, Caller};
 
 /// Every aggregate in the event stream, in the order the feed lists them.
 pub const AGGREGATES: [Aggregate; 4] = [
@@ -33,7 +34,7 @@ pub fn aggregate_named(name: &str) -> Option<Aggregate> {
 
 /// Whether `caller` may read what an event of `aggregate` carries (the item's full state).
 pub fn may_read(caller: &Caller, aggregate: Aggregate) -> bool {
-    authorize(caller, owning_service(aggregate), Action::Get).is_ok()
+    may(caller, owning_service(aggregate), Action::Get)
 }
 
 #[cfg(test)]

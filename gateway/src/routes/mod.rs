@@ -6,7 +6,8 @@
 //! - [`paging`]: list queries and the `Link` header of the next page.
 //! - [`health`]: `/health` and `/ready`.
 //!
-//! `/auth/login` lives in [`crate::auth::login`], the live event feed `/api/events/stream` in
+//! `/auth/login` lives in [`crate::auth::login`], `/auth/logout` and `/auth/password` in
+//! [`crate::auth::session`], `/api/audit` in [`crate::audit::query`], the live event feed `/api/events/stream` in
 //! [`crate::feed`], the static files in [`crate::frontend`].
 
 pub mod health;
@@ -19,15 +20,14 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 
 use crate::config::HttpSettings;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::RequestBodyDeadlineLayer;
-
-use crate::{auth, feed, frontend, hardening, request, security_headers};
+use crate::{audit, auth, feed, frontend, hardening, request, security_headers};
 
 /// The whole HTTP application. Separate from start-up so tests can drive it with
 /// `tower::ServiceExt::oneshot`.
@@ -41,7 +41,10 @@ fn routes(state: &AppState) -> Router<AppState> {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/auth/login", post(auth::login::login))
+        .route("/auth/logout", post(auth::session::logout))
+        .route("/auth/password", post(auth::session::change_password))
         .merge(resources::router())
+        .route("/api/audit", get(audit::query::audit_trail))
         .route(hardening::EVENT_STREAM_PATH, get(feed::stream))
         .route("/", get(frontend::login_page))
         .method_not_allowed_fallback(method_not_allowed)

@@ -21,7 +21,8 @@ use serde::de::IgnoredAny;
 use shared_events::GetById;
 
 use super::paging;
-use super::resources::{APPOINTMENTS, PATIENTS, RECORDS, Resource, STAFF, dispatch, list_page};
+use super::resources::{APPOINTMENTS, PATIENTS, RECORDS, Resource, STAFF, list_page};
+use crate::access::{self, Call};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::extract::{PathId, entity_id};
@@ -124,15 +125,11 @@ async fn list_of(
         .insert(nested.filter.to_owned(), parent_id.to_string());
     // The link repeats the client's query, not the filter the path already gives.
     let link_path = format!("{}/{parent_id}/{}", nested.parent.path, nested.child.path);
-    list_page(
-        &state,
-        &context,
-        &nested.child,
-        &link_path,
-        &query,
-        &command,
-    )
-    .await
+    let mut call = Call::new(&nested.child, Action::List);
+    if nested.parent.service == shared_events::subjects::service::PATIENT {
+        call = call.for_patient(parent_id);
+    }
+    list_page(&state, &context, call, &link_path, &query, &command).await
 }
 
 async fn item_view(
@@ -141,10 +138,9 @@ async fn item_view(
     context: CommandContext,
     PathId(raw): PathId,
 ) -> Result<Response, ApiError> {
-    let command = GetById {
-        id: entity_id(&raw, view.resource.noun)?,
-    };
-    let reply = dispatch(&state, &context, &view.resource, view.action, &command).await?;
+    let id = entity_id(&raw, view.resource.noun)?;
+    let call = Call::new(&view.resource, view.action).on(id);
+    let reply = access::call(&state, &context, call, |_| GetById { id }).await?;
     // Checked to be an array, then passed on byte for byte.
     decode_reply::<Vec<IgnoredAny>>(view.resource.service, &reply)?;
     let content_type = HeaderValue::from_static("application/json");

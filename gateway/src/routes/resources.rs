@@ -20,17 +20,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use shared_events::subjects::service;
 use shared_events::{Create, Delete, GetById, ListQuery, Page, Update};
 
 use super::paging;
-use crate::auth::{Action, authorize};
+use crate::access::{self, Call};
+use crate::auth::Action;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId, entity_id, etag_of, expected_version};
-use crate::nats_call::{CommandContext, decode_reply, send_command};
+use crate::nats_call::{CommandContext, decode_reply};
 use crate::state::AppState;
 
 /// A collection exposed under `/api/<path>` and owned by one service.
@@ -149,7 +148,11 @@ async fn list(
     raw_query: Option<String>,
 ) -> Result<Response, ApiError> {
     let query = paging::list_query(raw_query.as_deref())?;
-    list_page(&state, &context, resource, resource.path, &query, &query).await
+    let mut call = Call::new(resource, Action::List);
+    if let Some(patient) = query.filters.get("patient_id").and_then(|p| p.parse().ok()) {
+        call = call.for_patient(patient);
+    }
+    list_page(&state, &context, call, resource.path, &query, &query).await
 }
 
 /// Sends `command` to the resource's `list` and answers the page: the array of items, with a
@@ -157,13 +160,14 @@ async fn list(
 pub(super) async fn list_page(
     state: &AppState,
     context: &CommandContext,
-    resource: &Resource,
+    call: Call<'_>,
     link_path: &str,
     query: &ListQuery,
     command: &ListQuery,
 ) -> Result<Response, ApiError> {
-    let reply = dispatch(state, context, resource, Action::List, command).await?;
-    let page: Page<Value> = decode_reply(resource.service, &reply)?;
+    let service = call.resource.service;
+    let reply = access::call(state, context, call, |_| command).await?;
+    let page: Page<Value> = decode_reply(service, &reply)?;
     let mut headers = HeaderMap::new();
     if let Some(link) = page
         .next_after
@@ -181,8 +185,11 @@ async fn create(
     context: CommandContext,
     fields: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let command = Create { fields };
-    let reply = dispatch(&state, &context, resource, Action::Create, &command).await?;
+    let call = Call::new(resource, Action::Create).sending(&fields);
+    let reply = access::call(&state, &context, call, |_| Create {
+        fields: fields.clone(),
+    })
+    .await?;
     let entity: Value = decode_reply(resource.service, &reply)?;
     let mut response = entity_response(StatusCode::CREATED, &entity);
     if let Some(location) = entity
@@ -201,10 +208,9 @@ async fn get_one(
     context: CommandContext,
     PathId(raw): PathId,
 ) -> Result<Response, ApiError> {
-    let command = GetById {
-        id: entity_id(&raw, resource.noun)?,
-    };
-    let reply = dispatch(&state, &context, resource, Action::Get, &command).await?;
+    let id = entity_id(&raw, resource.noun)?;
+    let call = Call::new(resource, Action::Get).on(id);
+    let reply = access::call(&state, &context, call, |_| GetById { id }).await?;
     let entity: Value = decode_reply(resource.service, &reply)?;
     Ok(entity_response(StatusCode::OK, &entity))
 }
@@ -217,12 +223,16 @@ async fn update(
     headers: HeaderMap,
     fields: Map<String, Value>,
 ) -> Result<Response, ApiError> {
-    let command = Update {
-        id: entity_id(&raw, resource.noun)?,
-        expected_version: expected_version(&headers)?,
-        fields,
-    };
-    let reply = dispatch(&state, &context, resource, Action::Update, &command).await?;
+    let id = entity_id(&raw, resource.noun)?;
+    let expected = expected_version(&headers)?;
+    let call = Call::new(resource, Action::Update).on(id).sending(&fields);
+    let reply = access::call(&state, &context, call, |checked| Update {
+        id,
+        // The version a condition was checked against, unless the client named one.
+        expected_version: expected.or(checked),
+        fields: fields.clone(),
+    })
+    .await?;
     let entity: Value = decode_reply(resource.service, &reply)?;
     Ok(entity_response(StatusCode::OK, &entity))
 }
@@ -234,32 +244,16 @@ async fn delete(
     PathId(raw): PathId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let command = Delete {
-        id: entity_id(&raw, resource.noun)?,
-        expected_version: expected_version(&headers)?,
-    };
+    let id = entity_id(&raw, resource.noun)?;
+    let expected = expected_version(&headers)?;
+    let call = Call::new(resource, Action::Delete).on(id);
     // The reply (the final state) is not shown: a delete answers 204 with no body.
-    dispatch(&state, &context, resource, Action::Delete, &command).await?;
+    access::call(&state, &context, call, |checked| Delete {
+        id,
+        expected_version: expected.or(checked),
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Every command of every resource goes through here: the permission check, then the request.
-pub(super) async fn dispatch<T: Serialize>(
-    state: &AppState,
-    context: &CommandContext,
-    resource: &Resource,
-    action: Action,
-    body: &T,
-) -> Result<Bytes, ApiError> {
-    authorize(&context.caller, resource.service, action)?;
-    send_command(
-        state.nats(),
-        resource.service,
-        action.command(),
-        context.headers(),
-        body,
-    )
-    .await
 }
 
 /// One entity as JSON with its version as the `ETag`.

@@ -79,6 +79,9 @@ pub fn config(nats_url: String, request_timeout: Duration) -> Config {
         jwt_secret: SECRET.to_owned(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: frontend_dir(),
+        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
+        login_window: Duration::from_secs(15 * 60),
+        audit_retention: Duration::ZERO,
         http: HttpSettings::default(),
     }
 }

@@ -1,5 +1,6 @@
 //! The staff service's NATS commands: the staff CRUD of every owning service, plus
-//! `authenticate`, which checks a login for the gateway.
+//! `authenticate`, which checks a login for the gateway, and `change_password`, a staff
+//! member's change of their own password.
 
 use bytes::Bytes;
 use kit::EventPublisher;
@@ -8,8 +9,10 @@ use kit::events::now;
 use serde_json::Value;
 use shared_events::subjects::action;
 use shared_events::{
-    Authenticate, Authenticated, Create, Delete, GetById, ListQuery, ServiceError, Update,
+    Authenticate, Authenticated, ChangePassword, Create, Delete, FieldError, GetById, ListQuery,
+    ServiceError, Update,
 };
+use uuid::Uuid;
 
 use crate::domain::{self, LoginRequest, PasswordChange, StaffDetails};
 use crate::passwords;
@@ -22,7 +25,11 @@ pub const ACTIONS: &[&str] = &[
     action::UPDATE,
     action::DELETE,
     action::AUTHENTICATE,
+    action::CHANGE_PASSWORD,
 ];
+
+/// The event verb of a change of password; gateways revoke the account's earlier tokens on it.
+pub const PASSWORD_CHANGED: &str = "password_changed";
 
 pub struct StaffCommands {
     pub store: StaffStore,
@@ -68,9 +75,15 @@ impl CommandHandler for StaffCommands {
                     Some(password) => Some(passwords::hash(password.to_owned()).await?),
                     None => None,
                 };
+                // An administrator's reset of someone's password ends that person's sessions.
+                let verb = if new_hash.is_some() {
+                    PASSWORD_CHANGED
+                } else {
+                    "updated"
+                };
                 let committed = self
                     .store
-                    .change(command.id, "updated", &context, |current| {
+                    .change(command.id, verb, &context, |current| {
                         let decided =
                             domain::update(current, command.expected_version, &details, now())?;
                         Ok(decided
@@ -99,6 +112,13 @@ impl CommandHandler for StaffCommands {
                 let command: Authenticate = decode(&payload)?;
                 to_json(&self.authenticate(command).await?)
             }
+            action::CHANGE_PASSWORD => {
+                let command: ChangePassword = decode(&payload)?;
+                let (committed, who) = self.change_password(command, &context).await?;
+                self.publisher
+                    .publish_then_reply(committed.event.as_ref(), &who)
+                    .await
+            }
             other => Err(ServiceError::bad_request(format!("unknown action {other}"))),
         }
     }
@@ -118,6 +138,69 @@ impl StaffCommands {
         };
         let staff = domain::register(&details, username, now());
         self.store.create(staff, password_hash, context).await
+    }
+
+    /// The acting staff member changes their own password, proving they know the current one.
+    async fn change_password(
+        &self,
+        command: ChangePassword,
+        context: &RequestContext,
+    ) -> Result<(Committed, Authenticated), ServiceError> {
+        let staff_id: Uuid = context.actor.id.parse().map_err(|_| {
+            ServiceError::unauthorized("only a logged-in staff member has a password")
+        })?;
+        let account = match self.store.get(staff_id).await?.and_then(|s| s.username) {
+            Some(username) => self.store.account(&username).await?,
+            None => None,
+        }
+        .ok_or_else(|| ServiceError::unauthorized("this account has no login"))?;
+        let mut problems = Vec::new();
+        if !passwords::verify(
+            command.current_password.clone(),
+            Some(account.password_hash),
+        )
+        .await
+        {
+            problems.push((
+                "current_password",
+                "is not your current password".to_owned(),
+            ));
+        }
+        if let Some(weakness) = passwords::weakness(&command.new_password) {
+            problems.push(("new_password", weakness));
+        } else if command.new_password == command.current_password {
+            problems.push((
+                "new_password",
+                "must differ from the current password".to_owned(),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::validation(
+                problems
+                    .into_iter()
+                    .map(|(field, message)| FieldError {
+                        field: field.to_owned(),
+                        message,
+                    })
+                    .collect(),
+            ));
+        }
+        let hash = passwords::hash(command.new_password).await?;
+        let committed = self
+            .store
+            .change(staff_id, PASSWORD_CHANGED, context, |current| {
+                let mut next = current.clone();
+                next.version += 1;
+                next.updated_at = now().max(current.updated_at);
+                Ok(Some((next, HashUpdate::Set(hash))))
+            })
+            .await?;
+        let who = Authenticated {
+            staff_id,
+            name: committed.staff.name.clone(),
+            role: committed.staff.role,
+        };
+        Ok((committed, who))
     }
 
     /// The same answer, and about the same time, for an unknown user and a wrong password.

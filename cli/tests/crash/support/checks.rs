@@ -12,7 +12,7 @@ use serde_json::Value;
 use shared_events::subjects::EVENT_STREAM;
 use sqlx::SqlitePool;
 
-use super::load::{Ack, Change, Journal};
+use super::load::{Ack, Change, Fixture, Journal};
 use super::system::{SERVICES, System};
 
 /// How long the relays and read-models get to catch up after the last write.
@@ -194,14 +194,19 @@ fn plural(aggregate: &str) -> &'static str {
 /// Every acknowledged aggregate reads back through the API with at least its acknowledged
 /// version, and removed where it was removed (a deleted patient or staff member is a 404, a
 /// cancelled appointment or a record entered in error stays readable with that status).
-pub async fn api_problems(gateway: &str, token: &str, journal: &Journal) -> Vec<String> {
+pub async fn api_problems(gateway: &str, fixture: &Fixture, journal: &Journal) -> Vec<String> {
     let http = reqwest::Client::new();
     let mut problems = Vec::new();
     for ((aggregate, id), (version, removed)) in expectations(&journal.acks) {
         // A removal the client did not see acknowledged may have happened or not.
         let maybe_removed = !removed && journal.removals_tried.contains(id);
         let url = format!("{gateway}/api/{}/{id}", plural(aggregate));
-        let response = http.get(&url).bearer_auth(token).send().await.expect("GET");
+        let response = http
+            .get(&url)
+            .bearer_auth(fixture.token_for(aggregate))
+            .send()
+            .await
+            .expect("GET");
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or_default();
         let deletable = matches!(aggregate, "patient" | "staff");
@@ -343,7 +348,11 @@ fn assert_none(what: &str, problems: &[String]) {
 /// Everything a client saw acknowledged survived: in the owner's database and the API, exactly
 /// once in the stream once every outbox has drained, and in every read-model. Prints what it
 /// measured.
-pub async fn assert_nothing_acknowledged_was_lost(system: &System, journal: &Journal, token: &str) {
+pub async fn assert_nothing_acknowledged_was_lost(
+    system: &System,
+    journal: &Journal,
+    fixture: &Fixture,
+) {
     let inexcusable = journal.inexcusable();
     if !inexcusable.is_empty() {
         let shown: Vec<_> = inexcusable.iter().take(10).collect();
@@ -366,7 +375,7 @@ pub async fn assert_nothing_acknowledged_was_lost(system: &System, journal: &Jou
     );
     assert_none(
         "the API",
-        &api_problems(&system.gateway, token, journal).await,
+        &api_problems(&system.gateway, fixture, journal).await,
     );
     let events = all_events(&system.nats).await;
     assert_none("the stream", &stream_problems(&journal.acks, &events));
