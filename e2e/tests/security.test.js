@@ -96,7 +96,7 @@ describe("security", () => {
 
     // The two new passwords differ: said before anything is sent.
     await dialog.getByLabel("Current password").fill(nurse.password);
-    await dialog.getByLabel("New password", { exact: true }).fill("a brand new passphrase");
+    await dialog.getByLabel(/^New password/).fill("a brand new passphrase");
     await dialog.getByLabel("Confirm new password").fill("a brand new passphrase!");
     await dialog.getByRole("button", { name: "Change password" }).click();
     await dialog.getByText("Confirm new password must be the same as the new password.").waitFor();
@@ -110,14 +110,14 @@ describe("security", () => {
 
     // Too weak a new password: the error is the new password's.
     await dialog.getByLabel("Current password").fill(nurse.password);
-    await dialog.getByLabel("New password", { exact: true }).fill("short");
+    await dialog.getByLabel(/^New password/).fill("short");
     await dialog.getByLabel("Confirm new password").fill("short");
     await dialog.getByRole("button", { name: "Change password" }).click();
     await dialog.locator(".field[data-field=new_password] .field-error").filter({ hasText: /^New password / }).waitFor();
     await screenshot(page, "change-password-errors");
 
     const newPassword = `a new passphrase ${unique()}`;
-    await dialog.getByLabel("New password", { exact: true }).fill(newPassword);
+    await dialog.getByLabel(/^New password/).fill(newPassword);
     await dialog.getByLabel("Confirm new password").fill(newPassword);
     await dialog.getByRole("button", { name: "Change password" }).click();
     await dialog.waitFor({ state: "detached" });
