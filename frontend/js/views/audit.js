@@ -68,7 +68,7 @@ export function auditView({ outlet, query }) {
 
   function row(entry) {
     return h("tr", { class: `outcome-${entry.outcome}` },
-      h("td", {}, h("time", { datetime: entry.at }, formatDateTime(entry.at))),
+      h("td", {}, h("time", { datetime: entry.at, title: entry.at }, formatDateTime(entry.at))),
       h("td", {},
         entry.actor_name || entry.actor_id || "—",
         entry.actor_role ? h("span", { class: "muted" }, ` (${formatRole(entry.actor_role)})`) : null),
@@ -76,11 +76,15 @@ export function auditView({ outlet, query }) {
         entry.action || "",
         h("br"),
         h("span", { class: "mono small" }, `${entry.method || ""} ${entry.path || ""}`.trim())),
-      h("td", {}, entry.patient_id ? link(`/patients/${entry.patient_id}`, "Patient", { "aria-label": `Patient ${entry.patient_id}`, title: entry.patient_id }) : "—"),
+      // The id, not the name: looking the name up would itself be an access to the patient,
+      // and reading the trail must not write into it.
+      h("td", {}, entry.patient_id
+        ? link(`/patients/${entry.patient_id}`, h("span", { class: "mono small" }, `${entry.patient_id.slice(0, 8)}…`), { "aria-label": `Patient ${entry.patient_id}`, title: entry.patient_id })
+        : "—"),
       h("td", {},
         h("span", { class: `badge outcome-${entry.outcome}` }, entry.outcome === "denied" ? "Denied" : "Allowed"),
         entry.status ? ` ${entry.status}` : ""),
-      h("td", { class: "mono small" }, entry.client_addr || ""),
+      h("td", { class: "mono small addr" }, entry.client_addr || ""),
       h("td", { class: "mono small" }, entry.request_id || ""));
   }
 
@@ -91,11 +95,12 @@ export function auditView({ outlet, query }) {
     status.textContent = "Loading…";
     try {
       const page = await api.page(url, { signal: controller.signal });
+      const built = page.items.map(row);
       if (append) {
-        rows.append(...page.items.map(row));
+        rows.append(...built);
         shown += page.items.length;
       } else {
-        replace(rows, page.items.map(row));
+        replace(rows, built);
         shown = page.items.length;
       }
       nextUrl = page.next;
