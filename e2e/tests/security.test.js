@@ -52,6 +52,11 @@ describe("security", () => {
     await page.getByRole("button", { name: "Change password" }).click();
     await page.getByRole("dialog", { name: "Change password" }).getByRole("button", { name: "Cancel" }).click();
     assert.deepEqual(await violations(page), []);
+    // A reload revalidates the page (304): it must run under the same policy.
+    await page.reload();
+    await page.getByRole("heading", { level: 1, name: "Staff" }).waitFor();
+    await page.getByRole("table", { name: "Staff" }).waitFor();
+    assert.deepEqual(await violations(page), []);
     assertNoPageErrors(page);
 
     // The policy is enforced, so the empty list above means something: inline code is refused.

@@ -7,7 +7,7 @@
 //! JSON answer opened as a document can never run anything.
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -35,13 +35,18 @@ const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
 pub async fn apply(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
-    set(response.headers_mut(), &path);
+    let status = response.status();
+    set(response.headers_mut(), &path, status);
     response
 }
 
 /// Sets every security header on an answer to `path`.
-pub fn set(headers: &mut HeaderMap, path: &str) {
-    let csp = if is_html(headers) { PAGE_CSP } else { API_CSP };
+pub fn set(headers: &mut HeaderMap, path: &str, status: StatusCode) {
+    // A 304 carries no content type, yet the browser updates the cached page's headers with
+    // its headers: a revalidated page must keep the page policy or a reload blocks its own
+    // scripts and styles.
+    let page = is_html(headers) || (status == StatusCode::NOT_MODIFIED && !is_api(path));
+    let csp = if page { PAGE_CSP } else { API_CSP };
     let fixed = [
         (header::CONTENT_SECURITY_POLICY, csp),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -59,10 +64,14 @@ pub fn set(headers: &mut HeaderMap, path: &str) {
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));
     }
-    if path.starts_with("/api/") || path.starts_with("/auth/") {
+    if is_api(path) {
         // Patient data and tokens must not linger in browser or proxy caches.
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/auth/")
 }
 
 fn is_html(headers: &HeaderMap) -> bool {
@@ -89,7 +98,7 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_str(content_type).unwrap(),
         );
-        set(&mut headers, path);
+        set(&mut headers, path, StatusCode::OK);
         headers
     }
 
@@ -125,8 +134,21 @@ mod tests {
             assert_eq!(headers[header::CONTENT_SECURITY_POLICY], API_CSP, "{path}");
         }
         let mut bare = HeaderMap::new();
-        set(&mut bare, "/api/patients/1");
+        set(&mut bare, "/api/patients/1", StatusCode::OK);
         assert_eq!(bare[header::CONTENT_SECURITY_POLICY], API_CSP);
+    }
+
+    #[test]
+    fn a_revalidated_page_keeps_the_page_policy() {
+        // 304s have no content type; the browser merges their headers into the cached page.
+        for path in ["/dashboard.html", "/", "/dashboard"] {
+            let mut headers = HeaderMap::new();
+            set(&mut headers, path, StatusCode::NOT_MODIFIED);
+            assert_eq!(headers[header::CONTENT_SECURITY_POLICY], PAGE_CSP, "{path}");
+        }
+        let mut api = HeaderMap::new();
+        set(&mut api, "/api/patients/1", StatusCode::NOT_MODIFIED);
+        assert_eq!(api[header::CONTENT_SECURITY_POLICY], API_CSP);
     }
 
     #[test]

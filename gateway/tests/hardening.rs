@@ -88,6 +88,27 @@ async fn pages_get_the_page_policy_and_everything_else_the_empty_one() {
     assert_eq!(missing.header("content-security-policy"), Some(API_CSP));
     assert_common_headers(&missing);
 
+    // A reload revalidates the page: the 304 must carry the page policy too, since the
+    // browser keeps the headers of the 304 with the cached page.
+    let first = gateway.send(get_request("/dashboard.html")).await;
+    let modified = first
+        .header("last-modified")
+        .expect("a Last-Modified")
+        .to_owned();
+    let revalidated = gateway
+        .send(
+            Request::get("/dashboard.html")
+                .header(header::IF_MODIFIED_SINCE, modified)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        revalidated.header("content-security-policy"),
+        Some(PAGE_CSP)
+    );
+
     let script = gateway.send(get_request("/dashboard.js")).await;
     assert_eq!(script.status, StatusCode::OK);
     assert_eq!(script.header("content-security-policy"), Some(API_CSP));
