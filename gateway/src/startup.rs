@@ -70,13 +70,9 @@ impl Component for Gateway {
         let nats = self.state.nats().clone();
         let feeds = self.state.feeds_closing().clone();
         // Revoked tokens are followed for as long as the gateway serves.
-        let revocations = self.state.revocations().clone();
-        let following = tokio::spawn({
-            let js = self.state.jetstream().clone();
-            let lookback = self.token_ttl + Duration::from_secs(60);
-            let stop = feeds.clone();
-            async move { revocations.follow(js, lookback, stop).await }
-        });
+        let following = self
+            .state
+            .follow_revocations(self.token_ttl + Duration::from_secs(60));
         let stopping = async move {
             shutdown.cancelled().await;
             // Live feeds never finish by themselves; end them so the requests in flight can.

@@ -88,6 +88,15 @@ impl AppState {
         &self.http
     }
 
+    /// Starts following logouts and staff events ([`Revocations::follow`]) until the feeds
+    /// close (the gateway stops); `lookback` is the longest a token lives.
+    pub fn follow_revocations(&self, lookback: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let revocations = self.revocations.clone();
+        let js = self.jetstream.clone();
+        let stop = self.feeds_closing.clone();
+        tokio::spawn(async move { revocations.follow(js, lookback, stop).await })
+    }
+
     /// Cancel it to end every open live feed (see [`crate::feed`]).
     pub fn feeds_closing(&self) -> &CancellationToken {
         &self.feeds_closing

@@ -30,6 +30,7 @@ async fn ready_reports_every_check_once_the_services_answer() {
             "status": "ready",
             "nats": "connected",
             "services": {"patient": "up", "staff": "up", "appointment": "up", "record": "up"},
+            "revocations": "loaded",
         })
     );
 }

@@ -98,7 +98,7 @@ async fn last_event_id_resumes_right_after_the_given_sequence() {
         gateway.publish(&event).await;
         events.push(event);
     }
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
 
     let mut feed = gateway
         .get(FEED, Some(&token), &[("Last-Event-ID", "2")])
@@ -141,7 +141,7 @@ async fn last_event_id_resumes_right_after_the_given_sequence() {
 #[tokio::test]
 async fn what_is_not_a_well_formed_envelope_is_skipped() {
     let gateway = LiveGateway::start().await;
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
     let mut feed = gateway.get(FEED, Some(&token), &[]).await;
     ready(&mut feed).await;
 
@@ -215,7 +215,7 @@ async fn a_client_that_goes_away_leaves_no_consumer_behind() {
 #[tokio::test]
 async fn stopping_the_gateway_ends_open_feeds() {
     let gateway = LiveGateway::start().await;
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
     let mut feed = gateway.get(FEED, Some(&token), &[]).await;
     ready(&mut feed).await;
     let stopping = tokio::spawn(gateway.stop());
@@ -236,7 +236,7 @@ async fn no_feed_opens_without_a_token_or_with_bad_parameters() {
     assert_eq!(anonymous.json().await["status"], 401);
     assert_eq!(gateway.get(FEED, Some("junk"), &[]).await.status, 401);
 
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
     let bad_queries = [
         "aggregates=bogus",
         "aggregates=",
@@ -276,7 +276,7 @@ async fn no_feed_opens_without_a_token_or_with_bad_parameters() {
 async fn without_nats_or_without_the_stream_the_feed_is_503() {
     // Connected, but no one has provisioned HOSPITAL_EVENTS.
     let bare = TestGateway::without_services().await;
-    let token = bare.token(StaffRole::Admin);
+    let token = bare.token(StaffRole::Doctor);
     let reply = bare.send(authorized("GET", FEED, &token, None)).await;
     reply.problem(503);
 
@@ -287,7 +287,7 @@ async fn without_nats_or_without_the_stream_the_feed_is_503() {
         assert!(Instant::now() < deadline, "the gateway never noticed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
     let started = Instant::now();
     let reply = gateway.get(FEED, Some(&token), &[]).await;
     assert_eq!(reply.status, 503);
@@ -299,7 +299,7 @@ async fn without_nats_or_without_the_stream_the_feed_is_503() {
 #[tokio::test]
 async fn a_client_too_slow_to_read_is_dropped_not_buffered_for() {
     let gateway = LiveGateway::start().await;
-    let token = gateway.token(StaffRole::Admin);
+    let token = gateway.token(StaffRole::Doctor);
     let bearer = format!("Bearer {token}");
     let headers = [("Authorization", bearer.as_str())];
     let mut feed = Http::get_through_narrow_window(gateway.addr, FEED, &headers).await;

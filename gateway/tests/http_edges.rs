@@ -40,6 +40,7 @@ async fn ready_is_503_and_names_the_missing_services() {
                 "appointment": "down",
                 "record": "down",
             },
+            "revocations": "loaded",
         })
     );
 }

@@ -153,3 +153,76 @@ async fn an_expired_token_is_refused() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test]
+async fn tokens_with_a_wrong_algorithm_claim_or_signature_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let good = json!({"sub": uuid::Uuid::now_v7(), "role": "admin", "name": "A", "iat": now,
+                      "nbf": now, "exp": now + 600, "iss": "smart-healthcare", "aud": "hospital-api",
+                      "jti": uuid::Uuid::now_v7()});
+    let key = EncodingKey::from_secret(crate::helpers::JWT_SECRET.as_bytes());
+    let sign = |claims: &Value, alg: Algorithm| encode(&Header::new(alg), claims, &key).unwrap();
+    let status_of = |token: String| {
+        let request = app
+            .http
+            .get(app.url("/api/staff"))
+            .bearer_auth(token)
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status_of(sign(&good, Algorithm::HS256)).await,
+        200,
+        "the control"
+    );
+
+    let mut refused = vec![
+        ("HS384", sign(&good, Algorithm::HS384)),
+        ("HS512", sign(&good, Algorithm::HS512)),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                B64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+                B64.encode(good.to_string())
+            ),
+        ),
+    ];
+    let tampered = {
+        let token = sign(&good, Algorithm::HS256);
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut claims = good.clone();
+        claims["role"] = json!("doctor");
+        parts[1] = B64.encode(claims.to_string());
+        parts.join(".")
+    };
+    refused.push(("tampered payload", tampered));
+    for (name, change) in [
+        ("wrong iss", json!({"iss": "someone-else"})),
+        ("wrong aud", json!({"aud": "another-api"})),
+        (
+            "not yet valid",
+            json!({"nbf": now + 3600, "iat": now + 3600}),
+        ),
+        ("expired", json!({"exp": now - 60})),
+        ("unknown role", json!({"role": "janitor"})),
+    ] {
+        let mut claims = good.clone();
+        for (k, v) in change.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        refused.push((name, sign(&claims, Algorithm::HS256)));
+    }
+    for missing in ["sub", "role", "iat", "exp", "iss", "aud", "jti"] {
+        let mut claims = good.clone();
+        claims.as_object_mut().unwrap().remove(missing);
+        refused.push((missing, sign(&claims, Algorithm::HS256)));
+    }
+    for (name, token) in refused {
+        assert_eq!(status_of(token).await, 401, "{name}");
+    }
+}

@@ -107,17 +107,8 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
             .expect("record service starts");
         run(service, shutdown.clone());
     }
-    let gateway_config = gateway::Config {
-        nats: nats_config,
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        jwt_secret: JWT_SECRET.into(),
-        token_ttl: Duration::from_secs(15 * 60),
-        frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
-        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
-        login_window: Duration::from_secs(15 * 60),
-        audit_retention: Duration::ZERO,
-        http,
-    };
+    let mut gateway_config = gateway_config(nats_config);
+    gateway_config.http = http;
     let gateway = gateway::Gateway::build(gateway_config)
         .await
         .expect("gateway starts");
@@ -137,6 +128,21 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
     };
     app.wait_until_ready(parts).await;
     app
+}
+
+/// The gateway's settings for a test: a free port, the test secret.
+fn gateway_config(nats: NatsConfig) -> gateway::Config {
+    gateway::Config {
+        nats,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: JWT_SECRET.into(),
+        token_ttl: Duration::from_secs(15 * 60),
+        frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
+        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
+        login_window: Duration::from_secs(15 * 60),
+        audit_retention: Duration::ZERO,
+        http: gateway::config::HttpSettings::default(),
+    }
 }
 
 /// An owning service's settings for a test: its SQLite file in `data_dir`, a fast outbox relay.
@@ -205,6 +211,17 @@ impl TestApp {
         token
     }
 
+    /// Another gateway instance on the same NATS: its base URL.
+    pub async fn second_gateway(&self) -> String {
+        let gateway =
+            gateway::Gateway::build(gateway_config(NatsConfig::new(self.nats_server.url())))
+                .await
+                .expect("a second gateway starts");
+        let address = format!("http://{}", gateway.local_addr());
+        self.run_component(gateway);
+        address
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -217,6 +234,7 @@ impl TestApp {
             {
                 let up = |name: &str| ready["services"][name] == "up";
                 if ready["nats"] == "connected"
+                    && ready["revocations"] == "loaded"
                     && (!parts.patient || up("patient"))
                     && (!parts.staff || up("staff"))
                     && (!parts.appointment || up("appointment"))

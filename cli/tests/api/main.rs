@@ -3,6 +3,7 @@
 //! one module per capability; `helpers` holds `spawn_app()`.
 
 mod appointments;
+mod audit;
 mod auth;
 mod discovery;
 mod errors;
@@ -19,5 +20,6 @@ mod records_history;
 mod records_read_model;
 mod replay;
 mod restore;
+mod sessions;
 mod staff;
 mod verify;

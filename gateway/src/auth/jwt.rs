@@ -32,7 +32,8 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
-    /// Unique per token, so one can be revoked or traced later.
+    /// Unique per token, so one can be revoked or traced later. A UUID v7: it also dates the
+    /// token to the millisecond (see `revocation`).
     pub jti: Uuid,
 }
 
@@ -113,7 +114,7 @@ impl Tokens {
             exp: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            jti: Uuid::new_v4(),
+            jti: Uuid::now_v7(),
         };
         Ok(IssuedToken {
             access_token: self.sign(&claims)?,

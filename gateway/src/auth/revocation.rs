@@ -30,6 +30,9 @@ pub const PASSWORD_CHANGED: &str = "password_changed";
 /// ([`crate::config::MAX_TTL_MINUTES`]), whatever each gateway's own lifetime setting.
 pub const KEEP_REVOKED: Duration =
     Duration::from_secs(crate::config::MAX_TTL_MINUTES * 60 + 5 * 60);
+/// The description of each gateway's consumer of staff events, so operators (and tests) can
+/// tell it from the live feeds' consumers.
+pub const STAFF_CONSUMER_DESCRIPTION: &str = "gateway: staff events that revoke tokens";
 /// Pause before following NATS again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -54,9 +57,23 @@ struct Standing {
     role: StaffRole,
     /// Not deleted, and has a login.
     active: bool,
-    /// Tokens issued before this (seconds since the epoch) are revoked.
-    not_before: i64,
+    /// Tokens issued before this (milliseconds since the epoch) are revoked.
+    not_before_ms: i64,
     version: i64,
+}
+
+/// When a token was issued, to the millisecond: `iat` counts whole seconds, which cannot tell
+/// a token issued just before a password change from the fresh one issued just after it in the
+/// same second; the `jti` is a UUID v7, whose first 48 bits are the issue time in milliseconds.
+fn issued_at_ms(claims: &Claims) -> i64 {
+    claims
+        .jti
+        .get_timestamp()
+        .map(|t| {
+            let (secs, nanos) = t.to_unix();
+            i64::try_from(secs).unwrap_or(i64::MAX) * 1000 + i64::from(nanos / 1_000_000)
+        })
+        .unwrap_or(claims.iat.saturating_mul(1000))
 }
 
 #[derive(Default)]
@@ -98,7 +115,7 @@ impl Revocations {
             Err(Revoked::AccountClosed)
         } else if standing.role != claims.role {
             Err(Revoked::RoleChanged)
-        } else if claims.iat < standing.not_before {
+        } else if issued_at_ms(claims) < standing.not_before_ms {
             Err(Revoked::PasswordChanged)
         } else {
             Ok(())
@@ -156,16 +173,16 @@ impl Revocations {
         }
         let active = event.data.deleted_at.is_none() && event.data.username.is_some();
         let role_changed = known.is_some_and(|k| k.role != event.data.role);
-        let mut not_before = known.map_or(0, |k| k.not_before);
+        let mut not_before_ms = known.map_or(0, |k| k.not_before_ms);
         if event.verb() == PASSWORD_CHANGED || role_changed || !active {
-            not_before = not_before.max(event.occurred_at.timestamp());
+            not_before_ms = not_before_ms.max(event.occurred_at.timestamp_millis());
         }
         staff.insert(
             event.aggregate_id,
             Standing {
                 role: event.data.role,
                 active,
-                not_before,
+                not_before_ms,
                 version: event.aggregate_version,
             },
         );
@@ -249,6 +266,7 @@ impl Revocations {
         }))?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
+                description: Some(STAFF_CONSUMER_DESCRIPTION.to_owned()),
                 filter_subject: events_of(Aggregate::Staff),
                 deliver_policy,
                 ..Default::default()
@@ -334,6 +352,29 @@ mod tests {
         revocations.tokens_loaded.store(true, Ordering::Release);
         revocations.staff_loaded.store(true, Ordering::Release);
         revocations
+    }
+
+    #[test]
+    fn a_token_issued_in_the_same_second_is_told_apart_by_its_jti() {
+        let revocations = loaded();
+        let id = Uuid::now_v7();
+        let at = |ms: i64| Utc.timestamp_millis_opt(ms).unwrap();
+        let token = |ms: u64| Claims {
+            jti: Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1000,
+                (ms % 1000) as u32 * 1_000_000,
+            )),
+            ..claims(id, StaffRole::Nurse, (ms / 1000) as i64)
+        };
+        let mut change = event(id, 1, PASSWORD_CHANGED, 0, |_| {});
+        change.occurred_at = at(1_700_000_000_500);
+        revocations.apply(&change);
+        assert_eq!(
+            revocations.check(&token(1_700_000_000_400)),
+            Err(Revoked::PasswordChanged)
+        );
+        assert_eq!(revocations.check(&token(1_700_000_000_600)), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `GET /health` (the process is alive) and `GET /ready` (it can serve: NATS is connected and
-//! every service it routes to answers the service API's ping).
+//! every service it routes to answers the service API's ping, and the revoked tokens are
+//! loaded).
 
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ struct Readiness {
     status: &'static str,
     nats: &'static str,
     services: BTreeMap<&'static str, &'static str>,
+    /// `loaded` once logouts and account changes are known, `loading` before.
+    revocations: &'static str,
 }
 
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -52,7 +55,8 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         // No point asking over a link that is down: each would only wait out its timeout.
         services.extend(required.iter().map(|&name| (name, "unknown")));
     }
-    let all_up = connected && services.values().all(|&s| s == "up");
+    let revocations_loaded = state.revocations().is_loaded();
+    let all_up = connected && services.values().all(|&s| s == "up") && revocations_loaded;
     let readiness = Readiness {
         status: if all_up { "ready" } else { "not_ready" },
         nats: match connection {
@@ -61,6 +65,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             ConnectionState::Pending => "connecting",
         },
         services,
+        revocations: if revocations_loaded {
+            "loaded"
+        } else {
+            "loading"
+        },
     };
     let status = if all_up {
         StatusCode::OK

@@ -45,6 +45,11 @@ impl LiveGateway {
         let state = gateway.state().clone();
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
+        let deadline = Instant::now() + PATIENCE;
+        while !state.revocations().is_loaded() {
+            assert!(Instant::now() < deadline, "revoked tokens never loaded");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         LiveGateway {
             addr,
             state,
@@ -75,9 +80,18 @@ impl LiveGateway {
         ack.unwrap().await.unwrap().sequence
     }
 
+    /// The live feeds' consumers (not the gateway's own one of staff events).
     pub async fn consumer_count(&self) -> usize {
+        use futures::TryStreamExt;
         let stream = self.js.get_stream(EVENT_STREAM).await.unwrap();
-        stream.get_info().await.unwrap().state.consumer_count
+        let consumers: Vec<_> = stream.consumers().try_collect().await.unwrap();
+        consumers
+            .iter()
+            .filter(|info| {
+                info.config.description.as_deref()
+                    != Some(gateway::auth::revocation::STAFF_CONSUMER_DESCRIPTION)
+            })
+            .count()
     }
 
     /// Waits until the stream has `count` consumers.

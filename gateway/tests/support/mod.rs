@@ -131,8 +131,11 @@ impl TestGateway {
             .await
             .expect("connect to the test nats-server");
         wait_for(|| client.connection_state() == ConnectionState::Connected).await;
+        let state = AppState::new(client, &config);
+        state.follow_revocations(config.token_ttl);
+        wait_for(|| state.revocations().is_loaded()).await;
         let gateway = TestGateway {
-            state: AppState::new(client, &config),
+            state,
             services: CancellationToken::new(),
             _nats: nats,
         };
