@@ -166,29 +166,43 @@ describe("security", () => {
     await page.context().close();
   });
 
-  test("a refusal by the API is explained: a doctor cannot book for a colleague", async () => {
+  test("what a role may not do is not offered, and a refusal by the API is explained", async () => {
     const doctor = await createStaff(admin, { role: "doctor", name: `Dr ${uniqueWord()} Self` });
     const colleague = await createStaff(admin, { role: "doctor", name: `Dr ${uniqueWord()} Other` });
+    const nurse = await createStaff(admin, { role: "nurse", name: `Nurse ${uniqueWord()}` });
     const patient = await admin.post("/api/patients", { name: `Perry ${uniqueWord()}`, birth_date: "1966-06-06", sex: "male" });
+    const tomorrow = dayFromToday(1);
+
+    // A doctor books into their own day only.
     const page = await openPage(browser);
     await signIn(page, doctor.username, doctor.password);
-    await page.goto(`${BASE_URL}/dashboard.html#/patients/${patient.id}`);
-    await page.getByRole("heading", { level: 1, name: patient.name }).waitFor();
-    await page.getByRole("link", { name: "Book appointment" }).click();
-    await page.getByText(`Booking for ${patient.name}: choose a free slot.`).waitFor();
-    await page.getByLabel("Doctor").selectOption(colleague.id);
-    const tomorrow = dayFromToday(1);
-    await page.getByLabel("Date").fill(tomorrow);
-    const day = page.locator(`section.day[data-day="${tomorrow}"]`);
-    await day.getByRole("button", { name: /^Book 11:00 on .* with / }).click();
-    const dialog = page.getByRole("dialog", { name: "Book an appointment" });
-    await dialog.getByRole("button", { name: "Book appointment" }).click();
-    await dialog.getByRole("alert")
-      .filter({ hasText: "Your role does not allow this: doctors may only change their own appointments." })
-      .waitFor();
-    await screenshot(page, "forbidden-explained");
-    assertNoPageErrors(page, [/status of 403/]);
+    const dayOf = async (who) => {
+      await page.goto(`${BASE_URL}/dashboard.html#/appointments?doctor=${who.id}&date=${tomorrow}&view=day`);
+      const day = page.locator(`section.day[data-day="${tomorrow}"]`);
+      await day.getByText("Free").first().waitFor();
+      return day;
+    };
+    assert.ok(await (await dayOf(doctor)).getByRole("button", { name: /^Book / }).count() > 0);
+    assert.equal(await (await dayOf(colleague)).getByRole("button", { name: /^Book / }).count(), 0);
+    assertNoPageErrors(page);
     await page.context().close();
+
+    // A nurse books nothing; the audit trail, asked for by its address, is refused in a sentence.
+    const nursePage = await openPage(browser);
+    await signIn(nursePage, nurse.username, nurse.password);
+    await nursePage.goto(`${BASE_URL}/dashboard.html#/patients/${patient.id}`);
+    await nursePage.getByRole("heading", { level: 1, name: patient.name }).waitFor();
+    await nursePage.getByRole("region", { name: "Medical records" }).waitFor();
+    assert.equal(await nursePage.getByRole("link", { name: "Book appointment" }).count(), 0);
+    assert.equal(await nursePage.getByRole("link", { name: "Edit details" }).count(), 0);
+    await nursePage.goto(`${BASE_URL}/dashboard.html#/audit`);
+    await nursePage.getByRole("alert")
+      .filter({ hasText: "Your role does not allow this: a nurse may not read the audit trail." })
+      .waitFor();
+    assert.equal(await nursePage.getByLabel("Patient id").count(), 0);
+    await screenshot(nursePage, "forbidden-explained");
+    assertNoPageErrors(nursePage, [/status of 403/]);
+    await nursePage.context().close();
   });
 
   test("an administrator finds their own access to a patient in the audit trail", async () => {

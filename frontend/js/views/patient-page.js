@@ -45,7 +45,7 @@ export async function patientView({ outlet, params, onLive }) {
   // patient without the clinical part, rather than an error.
   const readsRecords = can.readRecords();
   const actions = h("div", { class: "page-actions" },
-    link(`/appointments?patient=${patient.id}`, "Book appointment", { class: "button" }),
+    can.bookAppointments() ? link(`/appointments?patient=${patient.id}`, "Book appointment", { class: "button" }) : null,
     can.editPatients() ? link(`/patients/${patient.id}/edit`, "Edit details", { class: "button secondary" }) : null,
     can.viewAudit() ? link(`/audit?patient_id=${patient.id}`, "Access log", { class: "button secondary" }) : null,
     can.deletePatients() ? h("button", { type: "button", class: "secondary danger-text", onclick: remove }, "Remove patient") : null,
