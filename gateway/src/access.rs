@@ -95,9 +95,16 @@ pub async fn call<T: Serialize>(
         Ok(_) => success_status(call.action),
         Err(error) => error.status().as_u16(),
     };
+    let mut entity_id = call.entity_id;
     if let Ok(reply) = &result
         && let Ok(answer) = decode_reply::<Value>(call.resource.service, reply)
     {
+        if call.action == Action::Create {
+            entity_id = answer
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse().ok());
+        }
         for patient in patients_in(call.resource.service, &answer) {
             if !patients.contains(&patient) {
                 patients.push(patient);
@@ -110,7 +117,7 @@ pub async fn call<T: Serialize>(
         request_id: context.request_id.as_str(),
         resource: call.resource.service,
         action: call.action.command(),
-        entity_id: call.entity_id,
+        entity_id,
         outcome,
         status,
     };

@@ -266,3 +266,36 @@ async fn failed_logins_are_limited_per_client_address() {
         429
     );
 }
+
+#[tokio::test]
+async fn an_open_live_feed_ends_once_its_token_is_revoked() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let mut feed = app
+        .api(Method::GET, "/api/events/stream", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status(), 200);
+    let first = feed.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: ready"));
+    let out = app
+        .api(Method::POST, "/auth/logout", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    // The next event is not sent: the feed ends instead.
+    let other = app.admin_token().await;
+    app.create_patient(&other, crate::helpers::patient_body("After Logout"))
+        .await;
+    let mut rest = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = feed.chunk().await.unwrap() {
+            rest.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed is still open");
+    assert!(!rest.contains("After Logout"), "{rest}");
+}

@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use shared_events::subjects::{action, service};
-use shared_events::{Authenticate, Authenticated, FieldError};
+use shared_events::{Authenticate, Authenticated};
 
+use super::body::required_strings;
 use super::jwt::IssuedToken;
 use crate::audit::Origin;
 use crate::error::ApiError;
@@ -64,36 +65,13 @@ pub async fn login(
     Ok(Json(token))
 }
 
-/// The username and password of a login body, each a non-empty string.
+/// The username (trimmed) and password (exactly as typed) of a login body.
 fn credentials(body: &Map<String, Value>) -> Result<Authenticate, ApiError> {
-    let mut problems = Vec::new();
-    let mut text = |field: &str| match body.get(field) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            problems.push(FieldError {
-                field: field.to_owned(),
-                message: "is required".to_owned(),
-            });
-            None
-        }
-        Some(_) => {
-            problems.push(FieldError {
-                field: field.to_owned(),
-                message: "must be a string".to_owned(),
-            });
-            None
-        }
-    };
-    let username = text("username");
-    let password = text("password");
-    match (username, password) {
-        (Some(username), Some(password)) => Ok(Authenticate {
-            username: username.trim().to_owned(),
-            // Passwords are taken exactly as typed.
-            password,
-        }),
-        _ => Err(ApiError::validation(problems)),
-    }
+    let [username, password] = required_strings(body, ["username", "password"])?;
+    Ok(Authenticate {
+        username: username.trim().to_owned(),
+        password,
+    })
 }
 
 #[cfg(test)]

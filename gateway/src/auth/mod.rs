@@ -7,6 +7,7 @@
 //! - [`caller`]: the [`Caller`] extractor, which makes a route require a valid bearer token.
 //! - [`permissions`]: the permission matrix, the one place that says who may do what.
 
+mod body;
 pub mod caller;
 pub mod jwt;
 pub mod login;

@@ -78,8 +78,8 @@ fn issued_at_ms(claims: &Claims) -> i64 {
 
 #[derive(Default)]
 pub struct Revocations {
-    /// Logged-out token ids and when each would have expired anyway.
-    tokens: RwLock<HashMap<Uuid, i64>>,
+    /// Revoked token ids, when each would have expired anyway, and why.
+    tokens: RwLock<HashMap<Uuid, (i64, Revoked)>>,
     staff: RwLock<HashMap<Uuid, Standing>>,
     tokens_loaded: AtomicBool,
     staff_loaded: AtomicBool,
@@ -104,8 +104,8 @@ impl Revocations {
         if !self.is_loaded() {
             return Err(Revoked::NotLoaded);
         }
-        if self.tokens.read().expect("lock").contains_key(&claims.jti) {
-            return Err(Revoked::LoggedOut);
+        if let Some((_, why)) = self.tokens.read().expect("lock").get(&claims.jti) {
+            return Err(*why);
         }
         let staff = self.staff.read().expect("lock");
         let Some(standing) = staff.get(&claims.sub) else {
@@ -122,13 +122,13 @@ impl Revocations {
         }
     }
 
-    /// Revokes one token here at once (the bucket tells the other gateways).
-    pub fn revoke_locally(&self, jti: Uuid, expires_at: i64) {
+    /// Revokes one token here at once (for a logout the bucket tells the other gateways).
+    pub fn revoke_locally(&self, jti: Uuid, expires_at: i64, why: Revoked) {
         let mut tokens = self.tokens.write().expect("lock");
         let now = chrono::Utc::now().timestamp();
         // Expired tokens are refused anyway: forget them so the map stays small.
-        tokens.retain(|_, exp| *exp >= now);
-        tokens.insert(jti, expires_at);
+        tokens.retain(|_, (exp, _)| *exp >= now);
+        tokens.insert(jti, (expires_at, why));
     }
 
     /// Records a logout in the shared bucket (and here).
@@ -137,7 +137,7 @@ impl Revocations {
         js: &jetstream::Context,
         claims: &Claims,
     ) -> Result<(), async_nats::Error> {
-        self.revoke_locally(claims.jti, claims.exp);
+        self.revoke_locally(claims.jti, claims.exp, Revoked::LoggedOut);
         let bucket = self.bucket(js).await?;
         bucket
             .put(claims.jti.to_string(), claims.exp.to_string().into())
@@ -233,7 +233,7 @@ impl Revocations {
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(i64::MAX);
-                self.revoke_locally(jti, expires_at);
+                self.revoke_locally(jti, expires_at, Revoked::LoggedOut);
             }
             if entry.delta == 0 {
                 self.tokens_loaded.store(true, Ordering::Release);
@@ -393,7 +393,7 @@ mod tests {
             claims(sub, StaffRole::Nurse, now),
             claims(sub, StaffRole::Nurse, now),
         );
-        revocations.revoke_locally(a.jti, a.exp);
+        revocations.revoke_locally(a.jti, a.exp, Revoked::LoggedOut);
         assert_eq!(revocations.check(&a), Err(Revoked::LoggedOut));
         assert_eq!(revocations.check(&b), Ok(()));
     }

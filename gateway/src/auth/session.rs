@@ -7,10 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use shared_events::subjects::{action, service};
-use shared_events::{Authenticated, ChangePassword, FieldError};
+use shared_events::{Authenticated, ChangePassword};
 
+use super::body::required_strings;
 use super::caller::Caller;
 use super::jwt::IssuedToken;
+use super::revocation::Revoked;
 use crate::error::ApiError;
 use crate::extract::JsonObject;
 use crate::nats_call::{CommandContext, decode_reply, send_command};
@@ -49,7 +51,9 @@ pub async fn change_password(
     let who: Authenticated = decode_reply(service::STAFF, &reply)?;
     let claims = context.caller.claims();
     // The password_changed event revokes this token on every gateway; here at once.
-    state.revocations().revoke_locally(claims.jti, claims.exp);
+    state
+        .revocations()
+        .revoke_locally(claims.jti, claims.exp, Revoked::PasswordChanged);
     let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
     tracing::info!(staff_id = %who.staff_id, "changed their password");
     Ok(Json(token))
@@ -57,42 +61,12 @@ pub async fn change_password(
 
 /// Both passwords, as strings; how strong the new one must be is the staff service's rule.
 fn password_change(body: &Map<String, Value>) -> Result<ChangePassword, ApiError> {
-    let mut problems = Vec::new();
-    let mut text = |field: &str| match body.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            problems.push(FieldError {
-                field: field.to_owned(),
-                message: "is required".to_owned(),
-            });
-            None
-        }
-        Some(_) => {
-            problems.push(FieldError {
-                field: field.to_owned(),
-                message: "must be a string".to_owned(),
-            });
-            None
-        }
-    };
-    let current_password = text("current_password");
-    let new_password = text("new_password");
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !["current_password", "new_password"].contains(&k.as_str()))
-    {
-        problems.push(FieldError {
-            field: unknown.clone(),
-            message: "is not a field of a password change".to_owned(),
-        });
-    }
-    match (current_password, new_password) {
-        (Some(current_password), Some(new_password)) if problems.is_empty() => Ok(ChangePassword {
-            current_password,
-            new_password,
-        }),
-        _ => Err(ApiError::validation(problems)),
-    }
+    let [current_password, new_password] =
+        required_strings(body, ["current_password", "new_password"])?;
+    Ok(ChangePassword {
+        current_password,
+        new_password,
+    })
 }
 
 #[cfg(test)]

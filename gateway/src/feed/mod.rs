@@ -9,7 +9,9 @@
 //! - `?aggregates=patient,appointment` narrows the feed (unknown name: 400).
 //! - `Last-Event-ID: <seq>` or `?after=<seq>` resumes after that sequence; without either only
 //!   new events are sent.
-//! - The response ends cleanly when the token expires or the gateway stops.
+//! - The response ends cleanly when the token expires or the gateway stops, and before the
+//!   next message once the token is revoked.
+//! - Opening a feed is recorded in the audit trail.
 //!
 //! [`params`] reads the request, [`consumer`] runs the JetStream side, [`message`] turns one
 //! event into one SSE message, [`access`] decides who may read it.
@@ -29,8 +31,11 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use crate::access::audit;
+use crate::audit::{Access, Origin, Outcome};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::request::RequestId;
 use crate::state::AppState;
 
 /// Longest silence on an open feed: a comment line then keeps proxies and the browser from
@@ -46,15 +51,32 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
+    request_id: RequestId,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = params::parse(query.as_deref(), &headers)?;
+    let claims = caller.claims().clone();
+    let audited = caller.clone();
+    let revocations = state.revocations().clone();
     // The extractor tolerates a few seconds of clock skew; a feed must not outlive `exp`.
     let expires_at = expiry(caller.claims().exp)
         .ok_or_else(|| ApiError::unauthorized("the access token has expired; log in again"))?;
     let closing = state.feeds_closing().clone();
     let feed = consumer::open(state.nats(), &request, caller, expires_at, closing.clone()).await?;
+    // One audit entry for the opening: what it then carries is what the caller may read anyway.
+    let access = Access {
+        caller: &audited,
+        origin: &origin,
+        request_id: request_id.as_str(),
+        resource: "events",
+        action: "stream",
+        entity_id: None,
+        outcome: Outcome::Allowed,
+        status: 200,
+    };
+    audit(&state, &access, &[], true).await?;
     let mut events = feed.events;
     let ready = message::ready_message(feed.last_sequence);
     // The pump stops at expiry too; ending here as well keeps queued events from going out late.
@@ -62,6 +84,8 @@ pub async fn stream(
         .chain(futures::stream::poll_fn(move |cx| events.poll_recv(cx)))
         .take_until(tokio::time::sleep_until(expires_at))
         .take_until(closing.cancelled_owned())
+        // A logout or an account change ends the feed before its next message.
+        .take_while(move |_| std::future::ready(revocations.check(&claims).is_ok()))
         .map(Ok::<_, Infallible>);
     let mut response = Sse::new(body)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
