@@ -44,6 +44,8 @@ export function patientsView({ outlet, query, onLive }) {
   let pages = [];
   let index = 0;
   let controller = null;
+  // The search those pages belong to (the box may already hold a newer one, not yet sent).
+  let pagesQuery = "";
 
   function firstPage() {
     return `/api/patients${queryString({ q: search.value.trim(), limit: PAGE_SIZE })}`;
@@ -65,7 +67,7 @@ export function patientsView({ outlet, query, onLive }) {
       previous.disabled = index === 0;
       next.disabled = !nextUrl;
       pageLabel.textContent = `Page ${index + 1}`;
-      const q = search.value.trim();
+      const q = pagesQuery;
       status.textContent = items.length === 0
         ? (q ? `No patients match “${q}”.` : "No patients registered yet.")
         : `${items.length} patient${items.length === 1 ? "" : "s"} shown${q ? ` for “${q}”` : ""}${nextUrl ? ", more on the next page" : ""}.`;
@@ -84,6 +86,7 @@ export function patientsView({ outlet, query, onLive }) {
     pages = [firstPage()];
     index = 0;
     const q = search.value.trim();
+    pagesQuery = q;
     history.replaceState(null, "", q ? `#/patients?q=${encodeURIComponent(q)}` : "#/patients");
     show(pages[0]);
   }
@@ -109,7 +112,13 @@ export function patientsView({ outlet, query, onLive }) {
     }
   });
 
-  onLive((event) => event.aggregate === "patient", () => show(pages[index] || firstPage()));
+  onLive((event) => event.aggregate === "patient", () => {
+    // While a new search waits to be sent, refreshing the old one would show its results
+    // under the new words; the search about to run brings fresh results anyway.
+    if (search.value.trim() === pagesQuery) {
+      show(pages[index] || firstPage());
+    }
+  });
   load();
   return () => {
     searchSoon.cancel();
