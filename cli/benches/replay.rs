@@ -86,7 +86,8 @@ fn event(n: usize, context: &RequestContext) -> (String, Vec<u8>) {
     (subject, payload.expect("an event serialises"))
 }
 
-async fn publish(js: &async_nats::jetstream::Context, count: usize) {
+/// Publishes as the patient and the staff service (each may publish only its own events).
+async fn publish(publishers: &Publishers, count: usize) {
     let context = RequestContext::system();
     let started = Instant::now();
     let mut pending = Vec::with_capacity(4096);
@@ -94,6 +95,11 @@ async fn publish(js: &async_nats::jetstream::Context, count: usize) {
         let (subject, payload) = event(n, &context);
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
+        let js = if subject.starts_with("hospital.events.staff.") {
+            &publishers.staff
+        } else {
+            &publishers.patient
+        };
         let ack = js
             .publish_with_headers(subject, headers, payload.into())
             .await
@@ -146,6 +152,11 @@ async fn read_only(js: &async_nats::jetstream::Context, count: usize) {
     );
 }
 
+struct Publishers {
+    patient: async_nats::jetstream::Context,
+    staff: async_nats::jetstream::Context,
+}
+
 #[tokio::main]
 async fn main() {
     let count: usize = std::env::var("REPLAY_BENCH_EVENTS")
@@ -153,9 +164,13 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let server = TestNatsServer::start().await;
-    let client = async_nats::connect(server.url()).await.expect("connect");
-    let js = kit::event_stream::provision(&client, 1).await;
-    publish(&js, count).await;
+    // Read and rebuilt as the appointment service, as `hospital replay appointment` does.
+    let js = kit::event_stream::provision(&server.connect_as("appointment").await, 1).await;
+    let publishers = Publishers {
+        patient: async_nats::jetstream::new(server.connect_as("patient").await),
+        staff: async_nats::jetstream::new(server.connect_as("staff").await),
+    };
+    publish(&publishers, count).await;
     if std::env::var_os("REPLAY_BENCH_READ_ONLY").is_some() {
         read_only(&js, count).await;
     }
@@ -209,8 +224,8 @@ async fn live_catch_up(js: &async_nats::jetstream::Context, count: u64) {
     let pool = kit::sqlite::open(&url, &appointment_service::store::MIGRATOR)
         .await
         .expect("a fresh appointment database");
-    let mut subscription = appointment_service::read_model::subscription();
-    subscription.consumer = "bench-live-read-model".into();
+    // The appointment service's own consumer name: the only one its NATS user may use.
+    let subscription = appointment_service::read_model::subscription();
     let runner = kit::read_model::ReadModel::new(
         js.clone(),
         pool.clone(),

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use kit::nats::NatsConfig;
+use async_nats::ConnectErrorKind;
+use kit::nats::{Credentials, NatsConfig};
+use kit::nats_users::{self, Passwords, PasswordsError};
 
 /// How long one connection attempt may take; an operator command fails fast instead of waiting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -66,21 +68,73 @@ impl Target {
         url_from_data_dir(&self.data_dir).unwrap_or_else(|| NatsConfig::DEFAULT_URL.to_owned())
     }
 
-    /// Connects once, without retrying: an operator wants an error, not a hang.
+    /// Who to connect as: `NATS_USER` (default `user`) with `NATS_PASSWORD` or
+    /// `NATS_PASSWORD_FILE` when a password is in the environment, else `user`'s password kept
+    /// in the data directory by `hospital up`, else no one (a NATS without authentication).
+    pub(crate) fn credentials(&self, user: &str) -> anyhow::Result<Option<Credentials>> {
+        let in_environment = [kit::nats::PASSWORD_VAR, kit::nats::PASSWORD_FILE_VAR]
+            .into_iter()
+            .any(|var| kit::config::optional(var).is_some());
+        if in_environment {
+            let user = kit::config::optional(kit::nats::USER_VAR).unwrap_or_else(|| user.into());
+            let password = kit::nats::password_from_env(&user)?;
+            return Ok(Some(Credentials::new(user, password)));
+        }
+        let file = self.data_dir.join(nats_users::FILE_NAME);
+        match Passwords::load(&file) {
+            Ok(passwords) => Ok(passwords.credentials(user)),
+            Err(PasswordsError::Io { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Connects once as the operator user, without retrying: an operator wants an error, not
+    /// a hang.
     pub(crate) async fn connect(&self) -> anyhow::Result<async_nats::Client> {
+        self.connect_as(nats_users::OPERATOR).await
+    }
+
+    /// Connects once as `user` (see [`Self::credentials`]).
+    pub(crate) async fn connect_as(&self, user: &str) -> anyhow::Result<async_nats::Client> {
+        let credentials = self.credentials(user)?;
         let url = self.url();
         let servers: Vec<&str> = url
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
-        let connecting = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(credentials) = &credentials {
+            options = options
+                .user_and_password(credentials.user.clone(), credentials.password().to_owned())
+                .custom_inbox_prefix(credentials.inbox_prefix());
+        }
+        let connecting = options
             .name("hospital-events")
             .connection_timeout(CONNECT_TIMEOUT)
             .connect(servers);
         // The overall bound covers a server list, where each address gets its own attempt.
         match tokio::time::timeout(CONNECT_TIMEOUT * 2, connecting).await {
             Ok(Ok(client)) => Ok(client),
+            Ok(Err(error)) if error.kind() == ConnectErrorKind::AuthorizationViolation => {
+                let who = match &credentials {
+                    Some(credentials) => format!("user {:?}", credentials.user),
+                    None => "a client without credentials".to_owned(),
+                };
+                Err(error).with_context(|| {
+                    format!(
+                        "NATS at {} refused {who}: set NATS_USER and NATS_PASSWORD (or \
+                         NATS_PASSWORD_FILE) to the {user:?} user's, or pass the --data-dir of \
+                         `hospital up` (it keeps them in {})",
+                        kit::config::mask_url(&url),
+                        self.data_dir.join(nats_users::FILE_NAME).display()
+                    )
+                })
+            }
             Ok(Err(error)) => Err(error).with_context(|| unreachable(&url)),
             Err(_) => Err(anyhow::anyhow!("timed out")).with_context(|| unreachable(&url)),
         }

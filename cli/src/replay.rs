@@ -80,7 +80,9 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         .target
         .database_url(service.database_var(), service.name());
     let pool = open_stopped(service.name(), &url, service.migrator()).await?;
-    let client = args.target.connect().await?;
+    // As the service itself: the replay does its work on its database, and publishes the
+    // cancellations it causes as its own events, which the operator user may not.
+    let client = args.target.connect_as(service.name()).await?;
     let js = jetstream::new(client);
     let subscription = service.subscription();
     eprintln!(

@@ -5,9 +5,11 @@
 //! child per component in its own process group, waits for the gateway's `/ready`, and then
 //! supervises: on Ctrl-C or SIGTERM it stops the gateway, the services and NATS in that order;
 //! when a child dies on its own it stops the rest and fails. Everything that must survive a
-//! restart (SQLite files, JetStream store, JWT secret, NATS port) lives in the data directory.
+//! restart (SQLite files, JetStream store, JWT secret, NATS passwords, NATS port) lives in the
+//! data directory.
 
 mod children;
+mod nats_credentials;
 mod nats_port;
 mod nats_server;
 mod ready;
@@ -50,7 +52,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "URL")]
     nats_url: Option<String>,
 
-    /// Where the databases, the JetStream store, the JWT secret and the NATS log are kept.
+    /// Where the databases, the JetStream store, the JWT secret, the NATS passwords and the NATS
+    /// log are kept.
     #[arg(
         long,
         value_name = "DIR",
@@ -97,7 +100,19 @@ async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCod
     }
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
 
-    let nats = nats_server::provide(data_dir, args.nats_url, args.nats_port).await?;
+    let passwords = match &args.nats_url {
+        None => {
+            let (passwords, origin) =
+                nats_credentials::for_embedded(data_dir, nats_credentials::environment)?;
+            eprintln!(
+                "hospital: NATS users {} with passwords {origin}",
+                kit::nats_users::USERS.join(", ")
+            );
+            passwords
+        }
+        Some(_) => nats_credentials::for_external(data_dir, nats_credentials::environment)?,
+    };
+    let nats = nats_server::provide(data_dir, args.nats_url, args.nats_port, &passwords).await?;
     let mut fleet = Fleet::default();
     if let Some(server) = nats.server {
         fleet.push(server);
@@ -108,6 +123,7 @@ async fn up(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<ExitCod
         data_dir,
         http_addr: args.http_addr,
         jwt_secret: &jwt_secret,
+        passwords: &passwords,
     };
     if let Err(error) = start_components(&settings, &mut fleet) {
         fleet.stop_all(STOP_GRACE).await;
@@ -206,6 +222,7 @@ struct Settings<'a> {
     data_dir: &'a Path,
     http_addr: SocketAddr,
     jwt_secret: &'a str,
+    passwords: &'a kit::nats_users::Passwords,
 }
 
 impl Settings<'_> {
@@ -216,6 +233,17 @@ impl Settings<'_> {
             .args(["serve", component.name])
             .env("NATS_URL", self.nats_url)
             .env("HOSPITAL_DATA_DIR", self.data_dir);
+        // Each component connects as its own NATS user and knows only its own password.
+        for user in kit::nats_users::USERS {
+            command.env_remove(kit::nats_users::password_var(user));
+        }
+        command
+            .env_remove(kit::nats::PASSWORD_FILE_VAR)
+            .env(kit::nats::USER_VAR, component.name)
+            .env(
+                kit::nats::PASSWORD_VAR,
+                self.passwords.password(component.name).unwrap_or_default(),
+            );
         match component.kind {
             Kind::Service { database_var } => {
                 if kit::config::optional(database_var).is_none() {
@@ -277,12 +305,14 @@ mod tests {
 
     #[test]
     fn only_the_gateway_is_given_the_jwt_secret_and_the_listen_address() {
+        let passwords = kit::nats_users::Passwords::generate().unwrap();
         let settings = Settings {
             exe: Path::new("/bin/hospital"),
             nats_url: "nats://127.0.0.1:4223",
             data_dir: Path::new("./data"),
             http_addr: "127.0.0.1:5000".parse().unwrap(),
             jwt_secret: "s3cret-s3cret-s3cret-s3cret-s3cret",
+            passwords: &passwords,
         };
         for component in COMPONENTS {
             let command = settings.command_for(component);
@@ -295,6 +325,13 @@ mod tests {
                 Some(Some("nats://127.0.0.1:4223".into()))
             );
             assert_eq!(value("HOSPITAL_DATA_DIR"), Some(Some("./data".into())));
+            // Its own NATS user and password, and no one else's.
+            assert_eq!(value("NATS_USER"), Some(Some(component.name.into())));
+            let own = passwords.password(component.name).unwrap();
+            assert_eq!(value("NATS_PASSWORD"), Some(Some(own.into())));
+            for user in kit::nats_users::USERS {
+                assert_eq!(value(&kit::nats_users::password_var(user)), Some(None));
+            }
             match component.kind {
                 Kind::Gateway => {
                     assert_eq!(value(secrets::VAR), Some(Some(settings.jwt_secret.into())));

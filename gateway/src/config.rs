@@ -53,7 +53,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let nats = NatsConfig::from_env()?;
+        let nats = NatsConfig::from_env(kit::nats_users::GATEWAY)?;
         let http_addr = config::parsed_or(HTTP_ADDR_VAR, DEFAULT_HTTP_ADDR)?;
         let jwt_secret = check_secret(config::required(SECRET_VAR)?)?;
         let token_ttl = ttl_from_minutes(config::parsed_or(TTL_VAR, DEFAULT_TTL_MINUTES)?)?;
@@ -160,6 +160,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("nats_url", &config::mask_url(&self.nats.url))
             .field("nats_request_timeout", &self.nats.request_timeout)
+            .field("nats_credentials", &self.nats.credentials)
             .field("http_addr", &self.http_addr)
             .field("jwt_secret", &config::mask(&self.jwt_secret))
             .field("token_ttl", &self.token_ttl)
@@ -328,7 +329,9 @@ mod tests {
 
     fn example() -> Config {
         Config {
-            nats: NatsConfig::new("nats://app:pw@127.0.0.1:4222"),
+            nats: NatsConfig::new("nats://app:pw@127.0.0.1:4222").with_credentials(
+                kit::nats::Credentials::new("gateway", "nats-password-of-the-gateway"),
+            ),
             http_addr: DEFAULT_HTTP_ADDR,
             jwt_secret: "s".repeat(40),
             token_ttl: Duration::from_secs(15 * 60),
@@ -375,6 +378,8 @@ mod tests {
             "HOSPITAL_HTTP_ADDR",
             "NATS_URL",
             "NATS_REQUEST_TIMEOUT_MS",
+            "NATS_USER",
+            "NATS_PASSWORD",
             "JWT_SECRET_KEY",
             "JWT_TTL_MINUTES",
             "HOSPITAL_FRONTEND_DIR",
@@ -389,7 +394,10 @@ mod tests {
         }
         assert!(!shown.contains(&"s".repeat(40)));
         assert!(!shown.contains(":pw@"));
-        assert!(!format!("{:?}", example()).contains(&"s".repeat(40)));
+        assert!(!shown.contains("nats-password-of-the-gateway"));
+        let debug = format!("{:?}", example());
+        assert!(!debug.contains(&"s".repeat(40)));
+        assert!(!debug.contains("nats-password-of-the-gateway"), "{debug}");
     }
 
     #[test]

@@ -382,7 +382,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn the_gateway_serves_on_its_port_and_stops_when_told() {
     let nats = kit::nats_server::TestNatsServer::start().await;
-    let config = support::config(nats.url(), Duration::from_secs(5));
+    let config = support::config(&nats, Duration::from_secs(5));
     let gateway = gateway::Gateway::build(config).await.unwrap();
     let addr = gateway.local_addr();
     assert_ne!(addr.port(), 0);

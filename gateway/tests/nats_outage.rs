@@ -8,7 +8,6 @@ use async_nats::connection::State;
 use axum::http::StatusCode;
 use futures::StreamExt;
 use gateway::nats_call::send_command;
-use kit::nats::NatsConfig;
 use kit::nats_server::TestNatsServer;
 
 async fn until_state(client: &async_nats::Client, wanted: State, patience: Duration) -> Duration {
@@ -26,14 +25,16 @@ async fn until_state(client: &async_nats::Client, wanted: State, patience: Durat
 #[tokio::test]
 async fn a_command_in_flight_when_nats_dies_is_a_503_at_once_and_the_link_comes_back() {
     let mut server = TestNatsServer::start().await;
-    let config = NatsConfig::new(server.url());
+    let config = server.config_for(kit::nats_users::GATEWAY);
     let client = kit::nats::connect(&config, "gateway-outage-test")
         .await
         .unwrap();
     until_state(&client, State::Connected, Duration::from_secs(5)).await;
-    // A service that takes every command and never answers.
-    let mut silent = client.subscribe("hospital.patient.get").await.unwrap();
-    client.flush().await.unwrap();
+    // A patient service that takes every command and never answers.
+    let service = server.connect_as("patient").await;
+    let mut silent = service.subscribe("hospital.patient.get").await.unwrap();
+    // In place before the gateway's command (it is another connection).
+    kit::nats_server::round_trip(&service).await;
 
     let gateway_client = client.clone();
     let request = tokio::spawn(async move {

@@ -2,8 +2,14 @@
 """The NATS contract, checked with a client this project did not write (nats-py).
 
 Given NATS_URL, it reads the HOSPITAL_EVENTS stream from the first event with an ordered
-consumer, lists the services through the NATS service API ($SRV.PING, $SRV.INFO) and sends
-commands straight to hospital.patient.*. It prints what it checked and exits 1 on any failure.
+consumer and lists the services through the NATS service API ($SRV.PING, $SRV.INFO), as the
+`operator` user; it sends commands straight to hospital.patient.* as the `gateway` user (the only
+one nats.conf lets send them), and checks that the operator may not. It prints what it checked
+and exits 1 on any failure.
+
+Credentials: NATS_OPERATOR_USER/NATS_OPERATOR_PASSWORD and NATS_GATEWAY_USER/
+NATS_GATEWAY_PASSWORD, else the passwords `hospital up` keeps in <data dir>/nats-credentials
+(HOSPITAL_DATA_DIR, default ./data).
 
     NATS_URL=$(cat data/nats-url) python3 tests/independent/test_nats_contract.py
 """
@@ -140,21 +146,73 @@ async def check_commands(nc):
     check(code == "404", "an unknown patient is a 404 in Nats-Service-Error-Code")
 
 
+async def check_operator_sends_no_commands(nc, errors):
+    try:
+        await nc.request("hospital.patient.list", b"{}", timeout=1)
+        answered = True
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        answered = False
+    await nc.flush()
+    # nats-py lower-cases the server's -ERR text.
+    refused = any("permissions violation for publish" in e.lower()
+                  and "hospital.patient.list" in e for e in errors)
+    print(f"hospital.patient.list as the operator -> server errors {errors}")
+    check(not answered and refused, "the operator user may not send commands")
+
+
+def credentials(user):
+    """(user, password) from NATS_<USER>_USER/_PASSWORD, else the data directory's file."""
+    role = user.upper()
+    name = os.environ.get(f"NATS_{role}_USER", user)
+    password = os.environ.get(f"NATS_{role}_PASSWORD")
+    if password:
+        return name, password
+    path = os.path.join(os.environ.get("HOSPITAL_DATA_DIR", "data"), "nats-credentials")
+    with open(path) as kept:
+        for line in kept:
+            key, _, value = line.strip().partition("=")
+            if key == f"HOSPITAL_NATS_PASSWORD_{role}":
+                return name, value
+    raise SystemExit(f"no password for NATS user {user}: set NATS_{role}_PASSWORD")
+
+
+async def connect(url, user, errors=None):
+    name, password = credentials(user)
+
+    async def error_cb(error):
+        if errors is not None:
+            errors.append(str(error))
+
+    # Each user may receive replies only on its own inbox prefix (nats.conf); the operator
+    # also on the default _INBOX, which the gateway may not use.
+    return await nats.connect(url.split(","), user=name, password=password,
+                              inbox_prefix=b"_INBOX_" + name.encode(), error_cb=error_cb,
+                              connect_timeout=3, max_reconnect_attempts=0,
+                              allow_reconnect=False)
+
+
 async def main():
     url = os.environ.get("NATS_URL")
     if not url:
         print("NATS_URL is not set", file=sys.stderr)
         return 2
-    nc = await nats.connect(url.split(","), connect_timeout=3, max_reconnect_attempts=0,
-                            allow_reconnect=False)
+    errors = []
+    operator = await connect(url, "operator", errors)
+    gateway = await connect(url, "gateway")
     try:
-        for step in (check_stream, check_services, check_commands):
+        for step, nc in ((check_stream, operator), (check_services, operator),
+                         (check_commands, gateway)):
             try:
                 await step(nc)
             except Exception as error:  # a crash in one step must not hide the others
                 check(False, f"{step.__name__} raised {type(error).__name__}: {error}")
+        try:
+            await check_operator_sends_no_commands(operator, errors)
+        except Exception as error:
+            check(False, f"check_operator_sends_no_commands raised {type(error).__name__}: {error}")
     finally:
-        await nc.close()
+        await operator.close()
+        await gateway.close()
     print(f"{len(failures)} failure(s)" if failures else "all checks passed")
     return 1 if failures else 0
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use kit::nats_server::{NATS_CONF, NatsServerBinary, wait_until_listening};
+use kit::nats_users::Passwords;
 
 use super::children::{Child, describe};
 use super::nats_port::{self, Choice, Preferences};
@@ -31,13 +32,14 @@ pub async fn provide(
     data_dir: &Path,
     external: Option<String>,
     requested: Option<u16>,
+    passwords: &Passwords,
 ) -> anyhow::Result<Nats> {
     let nats = match external {
         Some(url) => {
             eprintln!("hospital: using NATS at {url} (no nats-server started)");
             Nats { url, server: None }
         }
-        None => start(data_dir, requested).await?,
+        None => start(data_dir, requested, passwords).await?,
     };
     let url_file = data_dir.join(URL_FILE);
     std::fs::write(&url_file, format!("{}\n", nats.url))
@@ -45,7 +47,11 @@ pub async fn provide(
     Ok(nats)
 }
 
-async fn start(data_dir: &Path, requested: Option<u16>) -> anyhow::Result<Nats> {
+async fn start(
+    data_dir: &Path,
+    requested: Option<u16>,
+    passwords: &Passwords,
+) -> anyhow::Result<Nats> {
     let binary = NatsServerBinary::locate()?;
     let config = data_dir.join("nats.conf");
     // Rewritten every run, so an upgraded binary brings its configuration along.
@@ -85,7 +91,9 @@ async fn start(data_dir: &Path, requested: Option<u16>) -> anyhow::Result<Nats> 
         store.display(),
         log.display()
     );
-    let command = binary.command(&config, HOST, port, &store, &log);
+    let mut command = binary.command(&config, HOST, port, &store, &log);
+    // nats.conf reads every user's password from nats-server's environment.
+    command.envs(passwords.server_env());
     let mut server = Child::spawn("nats-server", command)
         .with_context(|| format!("cannot run {}", binary.path.display()))?;
 

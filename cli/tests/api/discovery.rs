@@ -1,5 +1,6 @@
-//! The services are discoverable the way `nats micro ls` / `nats micro info` find them, and a
-//! plain NATS request reaches them the way `nats req` does.
+//! The services are discoverable the way `nats micro ls` / `nats micro info` find them (as the
+//! operator user), and a plain NATS request with the gateway's credentials reaches them the way
+//! `nats req --user gateway` does.
 
 use std::time::Duration;
 
@@ -40,8 +41,9 @@ async fn srv_ping_and_info_list_every_service_and_its_endpoints() {
 #[tokio::test]
 async fn a_plain_nats_request_is_answered_and_errors_are_typed() {
     let app = spawn_app().await;
-    let reply = app
-        .nats
+    // Commands are the gateway's to send: the operator user may not.
+    let gateway = app.nats_as("gateway").await;
+    let reply = gateway
         .request(
             "hospital.patient.list",
             json!({"limit": 5}).to_string().into(),
@@ -51,8 +53,7 @@ async fn a_plain_nats_request_is_answered_and_errors_are_typed() {
     let page: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(page["items"], json!([]));
 
-    let reply = app
-        .nats
+    let reply = gateway
         .request(
             "hospital.patient.get",
             json!({"id": uuid::Uuid::now_v7()}).to_string().into(),
@@ -68,8 +69,7 @@ async fn a_plain_nats_request_is_answered_and_errors_are_typed() {
         serde_json::from_str(headers.get("Hospital-Error").unwrap().as_str()).unwrap();
     assert_eq!(error["code"], "not_found");
 
-    let reply = app
-        .nats
+    let reply = gateway
         .request("hospital.patient.create", "not json".into())
         .await
         .unwrap();

@@ -131,17 +131,18 @@ async fn a_service_that_does_not_answer_is_a_504_after_the_request_timeout() {
     let app = spawn_app_with(parts).await;
     let token = app.admin_token().await;
     // Something takes the requests and never answers, like a hung service instance.
-    let mut black_hole = app
-        .nats
-        .queue_subscribe("hospital.patient.>", "patient".to_owned())
+    let hung = app.nats_as("patient").await;
+    let mut black_hole = hung
+        .queue_subscribe("hospital.patient.*", "patient".to_owned())
         .await
         .unwrap();
     tokio::spawn(async move { while black_hole.next().await.is_some() {} });
-    app.nats.flush().await.unwrap();
+    hung.flush().await.unwrap();
     // The server may answer "no responders" for a moment after a new subscription; wait until
     // a request is swallowed (times out) rather than refused.
+    let gateway = app.nats_as("gateway").await;
     let swallowed = || async {
-        let request = app.nats.request("hospital.patient.list", "{}".into());
+        let request = gateway.request("hospital.patient.list", "{}".into());
         tokio::time::timeout(Duration::from_millis(100), request)
             .await
             .is_err()

@@ -11,14 +11,36 @@ use shared_events::EventEnvelope;
 
 use crate::helpers::{TestApp, patient_body, spawn_app};
 
-/// Runs `hospital <args>`, killed if it has not finished in time.
-async fn hospital(args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
-        .args(args)
-        .env_remove("NATS_URL")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+/// `hospital` with none of the test runner's NATS settings; as `app`'s operator user (from
+/// `NATS_USER`/`NATS_PASSWORD`, as on a machine without `hospital up`'s data directory) if given.
+fn hospital_command(app: Option<&TestApp>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+    for var in [
+        "NATS_URL",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_PASSWORD_FILE",
+        "HOSPITAL_DATA_DIR",
+    ] {
+        command.env_remove(var);
+    }
+    if let Some(app) = app {
+        let operator = app.nats_server.credentials(kit::nats_users::OPERATOR);
+        command
+            .env("NATS_USER", &operator.user)
+            .env("NATS_PASSWORD", operator.password());
+    }
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    command
+}
+
+/// Runs `hospital <args>` as `app`'s operator, killed if it has not finished in time.
+async fn hospital(app: &TestApp, args: &[&str]) -> Output {
+    run(hospital_command(Some(app)), args).await
+}
+
+async fn run(mut command: tokio::process::Command, args: &[&str]) -> Output {
+    let child = command.args(args).output();
     tokio::time::timeout(Duration::from_secs(30), child)
         .await
         .unwrap_or_else(|_| panic!("hospital {args:?} did not finish"))
@@ -76,16 +98,19 @@ async fn tail_prints_every_event_from_a_sequence_and_filters_by_subject() {
     let id = make_writes(&app).await;
     let url = app.nats_server.url();
 
-    let output = hospital(&[
-        "events",
-        "tail",
-        "--from-seq",
-        "1",
-        "--limit",
-        "6",
-        "--nats-url",
-        &url,
-    ])
+    let output = hospital(
+        &app,
+        &[
+            "events",
+            "tail",
+            "--from-seq",
+            "1",
+            "--limit",
+            "6",
+            "--nats-url",
+            &url,
+        ],
+    )
     .await;
     let lines = stdout_lines(&output);
     println!("{}", lines.join("\n"));
@@ -110,19 +135,22 @@ async fn tail_prints_every_event_from_a_sequence_and_filters_by_subject() {
         lines[0]
     );
 
-    let output = hospital(&[
-        "events",
-        "tail",
-        "--from-seq",
-        "1",
-        "--limit",
-        "4",
-        "--json",
-        "--subject",
-        "hospital.events.patient.>",
-        "--nats-url",
-        &url,
-    ])
+    let output = hospital(
+        &app,
+        &[
+            "events",
+            "tail",
+            "--from-seq",
+            "1",
+            "--limit",
+            "4",
+            "--json",
+            "--subject",
+            "hospital.events.patient.>",
+            "--nats-url",
+            &url,
+        ],
+    )
     .await;
     let lines = stdout_lines(&output);
     assert_eq!(lines.len(), 4, "{lines:?}");
@@ -135,16 +163,19 @@ async fn tail_prints_every_event_from_a_sequence_and_filters_by_subject() {
     assert_eq!(envelopes[3].aggregate_id.to_string(), id);
 
     // From a time long ago: everything.
-    let output = hospital(&[
-        "events",
-        "tail",
-        "--since",
-        "2000-01-01T00:00:00Z",
-        "--limit",
-        "6",
-        "--nats-url",
-        &url,
-    ])
+    let output = hospital(
+        &app,
+        &[
+            "events",
+            "tail",
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--limit",
+            "6",
+            "--nats-url",
+            &url,
+        ],
+    )
     .await;
     assert_eq!(stdout_lines(&output).len(), 6);
 }
@@ -154,11 +185,9 @@ async fn tail_without_a_start_prints_only_new_events() {
     let app = spawn_app().await;
     make_writes(&app).await;
     let url = app.nats_server.url();
-    let binary = env!("CARGO_BIN_EXE_hospital");
-    let tail = tokio::process::Command::new(binary)
+    let tail = hospital_command(Some(&app))
         .args(["events", "tail", "--limit", "1", "--nats-url", &url])
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     // Keep writing until the tail has printed its one event: whenever its consumer starts, the
@@ -200,8 +229,8 @@ async fn stats_counts_events_per_aggregate_and_verb_and_shows_consumer_lag() {
     // The read-models apply the events asynchronously; wait until both have caught up.
     let deadline = Instant::now() + Duration::from_secs(15);
     let text = loop {
-        let text =
-            stdout_lines(&hospital(&["events", "stats", "--nats-url", &url]).await).join("\n");
+        let text = stdout_lines(&hospital(&app, &["events", "stats", "--nats-url", &url]).await)
+            .join("\n");
         let caught_up = |name: &str| {
             text.lines().any(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
@@ -244,7 +273,11 @@ async fn stats_counts_events_per_aggregate_and_verb_and_shows_consumer_lag() {
 async fn an_unreachable_nats_fails_quickly_naming_the_url() {
     let started = Instant::now();
     for command in ["tail", "stats"] {
-        let output = hospital(&["events", command, "--nats-url", "nats://127.0.0.1:1"]).await;
+        let output = run(
+            hospital_command(None),
+            &["events", command, "--nats-url", "nats://127.0.0.1:1"],
+        )
+        .await;
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("nats://127.0.0.1:1"), "{stderr}");
@@ -285,6 +318,67 @@ fn ensure_nats_py(scratch: &std::path::Path) -> Option<String> {
     Some(target)
 }
 
+/// The script reads as the operator and sends its commands as the gateway (the only user that
+/// may), each from `NATS_<USER>_USER`/`NATS_<USER>_PASSWORD`.
+fn contract_credentials(app: &TestApp) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for (role, user) in [("OPERATOR", "operator"), ("GATEWAY", "gateway")] {
+        let credentials = app.nats_server.credentials(user);
+        env.push((format!("NATS_{role}_USER"), credentials.user.clone()));
+        env.push((
+            format!("NATS_{role}_PASSWORD"),
+            credentials.password().to_owned(),
+        ));
+    }
+    env
+}
+
+#[tokio::test]
+async fn an_operator_command_without_credentials_is_refused_naming_them() {
+    let app = spawn_app().await;
+    let url = app.nats_server.url();
+    let empty = tempfile::tempdir().unwrap();
+    let data_dir = empty.path().to_str().unwrap();
+    let output = run(
+        hospital_command(None),
+        &[
+            "events",
+            "stats",
+            "--nats-url",
+            &url,
+            "--data-dir",
+            data_dir,
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("NATS_USER") && stderr.contains("NATS_PASSWORD"),
+        "{stderr}"
+    );
+
+    // With hospital up's data directory (the test keeps the passwords there too) it works.
+    let data_dir = app.data_dir.path().to_str().unwrap();
+    let output = run(
+        hospital_command(None),
+        &[
+            "events",
+            "stats",
+            "--nats-url",
+            &url,
+            "--data-dir",
+            data_dir,
+        ],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test]
 async fn an_independent_nats_client_agrees_with_the_contract() {
     let app = spawn_app().await;
@@ -304,6 +398,7 @@ async fn an_independent_nats_client_agrees_with_the_contract() {
     command
         .arg(script)
         .env("NATS_URL", app.nats_server.url())
+        .envs(contract_credentials(&app))
         .kill_on_drop(true);
     if let Some(path) = pythonpath {
         command.env("PYTHONPATH", path);
@@ -323,29 +418,33 @@ async fn an_independent_nats_client_agrees_with_the_contract() {
 #[tokio::test]
 async fn a_payload_that_is_not_an_envelope_is_reported_not_fatal() {
     let app = spawn_app().await;
-    let js = async_nats::jetstream::new(app.nats.clone());
-    js.publish("hospital.events.junk", "not an envelope".into())
+    // Only the patient service may publish patient events: a buggy one, say.
+    let js = app.publisher_of("patient").await;
+    js.publish("hospital.events.patient.junk", "not an envelope".into())
         .await
         .unwrap()
         .await
         .expect("the stream stores it");
     let url = app.nats_server.url();
-    let output = hospital(&[
-        "events",
-        "tail",
-        "--from-seq",
-        "1",
-        "--limit",
-        "2",
-        "--nats-url",
-        &url,
-    ])
+    let output = hospital(
+        &app,
+        &[
+            "events",
+            "tail",
+            "--from-seq",
+            "1",
+            "--limit",
+            "2",
+            "--nats-url",
+            &url,
+        ],
+    )
     .await;
     let lines = stdout_lines(&output);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].ends_with("system:system  v1"), "{}", lines[0]);
     assert_eq!(
         lines[1],
-        "2  hospital.events.junk  (not an event envelope: 15 bytes)"
+        "2  hospital.events.patient.junk  (not an event envelope: 15 bytes)"
     );
 }

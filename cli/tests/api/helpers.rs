@@ -46,7 +46,8 @@ pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub nats_server: TestNatsServer,
-    /// A plain NATS client, as an operator's `nats` tool would be.
+    /// A NATS client as the operator user, as an operator's `nats` tool would be: it reads
+    /// everything and can neither send commands nor publish events (see [`TestApp::nats_as`]).
     pub nats: async_nats::Client,
     pub data_dir: tempfile::TempDir,
     /// Cancelled when the app is dropped: every component stops.
@@ -66,10 +67,16 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
     let nats_server = TestNatsServer::start().await;
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let shutdown = CancellationToken::new();
+    // Every component connects as its own NATS user; the passwords are also kept in the data
+    // directory, as `hospital up` keeps them, for the operator commands the tests run.
     let nats_config = NatsConfig {
-        url: nats_server.url(),
         request_timeout: parts.request_timeout,
+        ..nats_server.config_for("gateway")
     };
+    nats_server
+        .passwords()
+        .save(&data_dir.path().join(kit::nats_users::FILE_NAME))
+        .expect("keep the NATS passwords");
 
     if parts.patient {
         let config = patient_config(&nats_server, data_dir.path());
@@ -115,9 +122,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
     let address = format!("http://{}", gateway.local_addr());
     run(gateway, shutdown.clone());
 
-    let nats = async_nats::connect(nats_server.url())
-        .await
-        .expect("connect to the test NATS");
+    let nats = nats_server.connect_as(kit::nats_users::OPERATOR).await;
     let app = TestApp {
         address,
         http: reqwest::Client::new(),
@@ -156,7 +161,7 @@ fn service_config(
     let mut config = ServiceConfig::new(
         service,
         database_var,
-        NatsConfig::new(nats_server.url()),
+        nats_server.config_for(service),
         database_url,
     );
     config.outbox_interval = Duration::from_millis(200);
@@ -203,6 +208,18 @@ fn run<C: Component + 'static>(component: C, shutdown: CancellationToken) -> Joi
 }
 
 impl TestApp {
+    /// A NATS client connected as `user` of `nats.conf`: the gateway to send commands, a
+    /// service to publish that service's events.
+    pub async fn nats_as(&self, user: &str) -> async_nats::Client {
+        self.nats_server.connect_as(user).await
+    }
+
+    /// JetStream as the service that owns `aggregate`: the only one allowed to publish its
+    /// events (`hospital.events.<aggregate>.>`).
+    pub async fn publisher_of(&self, aggregate: &str) -> jetstream::Context {
+        jetstream::new(self.nats_as(aggregate).await)
+    }
+
     /// Runs one more component (a second instance, or one restarted after a test stopped it)
     /// until the returned token is cancelled or the app is dropped.
     pub fn run_component<C: Component + 'static>(&self, component: C) -> CancellationToken {

@@ -12,6 +12,7 @@ mod events_cli;
 mod helpers;
 mod http_hardening;
 mod idempotency;
+mod nats_permissions;
 mod outbox;
 mod patients;
 mod permissions;

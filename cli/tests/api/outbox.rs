@@ -27,8 +27,8 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
     let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
     let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     let config = NatsConfig {
-        url: app.nats_server.url(),
         request_timeout: Duration::from_secs(1),
+        ..app.nats_server.config_for("patient")
     };
     let client = kit::nats::connect(&config, "outbox-test").await.unwrap();
     let mut js = jetstream::new(client);

@@ -4,7 +4,6 @@
 //! The client helpers here are shared by those modules.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream;
 use chrono::{TimeZone, Utc};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -95,7 +94,8 @@ async fn publish_appointment(app: &TestApp, patient_id: &Value) -> Uuid {
     let mut headers = HeaderMap::new();
     headers.insert(MSG_ID, event.event_id.to_string().as_str());
     let payload = serde_json::to_vec(&event).unwrap();
-    jetstream::new(app.nats.clone())
+    app.publisher_of("appointment")
+        .await
         .publish_with_headers(event.subject(), headers, payload.into())
         .await
         .unwrap()
@@ -252,12 +252,14 @@ async fn only_a_known_staff_member_writes_records() {
     let patient = app.create_patient(&token, patient_body("Protected")).await;
     let payload =
         json!({"fields": note(&patient["id"], "Forged", "2026-11-25T09:30:00Z")}).to_string();
+    // Straight to the service, bypassing the gateway's checks (with the gateway's credentials:
+    // only the gateway may send commands).
+    let gateway = app.nats_as("gateway").await;
     for actor in [Uuid::now_v7().to_string(), "system".to_owned()] {
         let mut headers = HeaderMap::new();
         headers.insert(ACTOR_ID, actor.as_str());
         headers.insert(ACTOR_ROLE, "doctor");
-        let reply = app
-            .nats
+        let reply = gateway
             .request_with_headers("hospital.record.create", headers, payload.clone().into())
             .await
             .unwrap();

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use kit::runtime::Component;
 use record_service::RecordService;
 use reqwest::Method;
@@ -71,7 +70,7 @@ async fn the_same_patient_event_delivered_twice_changes_nothing() {
 
     // Both events again, as new stream messages (no Nats-Msg-Id, so the stream keeps them):
     // the delete once more, then the older create arriving late.
-    let js = jetstream::new(app.nats.clone());
+    let js = app.publisher_of("patient").await;
     let mut last = 0;
     for (subject, event) in [&events[1], &events[0]] {
         let payload = serde_json::to_vec(event).unwrap();

@@ -335,7 +335,7 @@ async fn replay_rebuilds_the_same_read_models_and_refuses_while_the_service_runs
 async fn a_poison_event_is_parked_and_the_consumer_goes_on() {
     let (clinic, services) = system_with_history().await;
     let app = &clinic.app;
-    let js = jetstream::new(app.nats.clone());
+    let js = app.publisher_of("patient").await;
     let publish = |subject: String, payload: Vec<u8>| {
         let js = js.clone();
         async move {

@@ -47,10 +47,14 @@ async fn hospital_restore(
     dir: &std::path::Path,
 ) -> std::process::Output {
     let url = app.nats_server.url();
+    // A new data directory has no NATS passwords: the operator's come from the environment.
+    let operator = app.nats_server.credentials(kit::nats_users::OPERATOR);
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
         .args(["restore", service, "--nats-url", &url, "--data-dir"])
         .arg(dir)
         .env_remove("NATS_URL")
+        .env("NATS_USER", &operator.user)
+        .env("NATS_PASSWORD", operator.password())
         .env_remove("HOSPITAL_ADMIN_PASSWORD")
         .env_remove(format!("DATABASE_URL_{}", service.to_uppercase()))
         .kill_on_drop(true)

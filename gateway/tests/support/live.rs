@@ -27,8 +27,10 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct LiveGateway {
     pub addr: SocketAddr,
     pub state: AppState,
-    /// A publisher of our own, as a service would be.
+    /// JetStream as the operator: reads the stream.
     pub js: jetstream::Context,
+    /// JetStream as each owning service, the only one allowed to publish its events.
+    publishers: Vec<(&'static str, jetstream::Context)>,
     pub nats: TestNatsServer,
     shutdown: CancellationToken,
     running: JoinHandle<Result<(), BoxError>>,
@@ -37,9 +39,13 @@ pub struct LiveGateway {
 impl LiveGateway {
     pub async fn start() -> Self {
         let nats = TestNatsServer::start().await;
-        let config = config(nats.url(), Duration::from_secs(5));
-        let client = kit::nats::connect(&config.nats, "publisher").await.unwrap();
-        let js = kit::event_stream::provision(&client, 1).await;
+        let config = config(&nats, Duration::from_secs(5));
+        let mut publishers = Vec::new();
+        for service in ["patient", "staff", "appointment", "record"] {
+            let client = nats.connect_as(service).await;
+            publishers.push((service, kit::event_stream::provision(&client, 1).await));
+        }
+        let js = jetstream::new(nats.connect_as(kit::nats_users::OPERATOR).await);
         let gateway = Gateway::build(config).await.unwrap();
         let addr = gateway.local_addr();
         let state = gateway.state().clone();
@@ -54,6 +60,7 @@ impl LiveGateway {
             addr,
             state,
             js,
+            publishers,
             nats,
             shutdown,
             running,
@@ -75,8 +82,15 @@ impl LiveGateway {
         self.publish_raw(&event.subject(), payload).await
     }
 
+    /// Publishes on `subject` (`hospital.events.<aggregate>...`) as that aggregate's service.
     pub async fn publish_raw(&self, subject: &str, payload: Vec<u8>) -> u64 {
-        let ack = self.js.publish(subject.to_owned(), payload.into()).await;
+        let aggregate = subject.split('.').nth(2).unwrap_or_default();
+        let (_, js) = self
+            .publishers
+            .iter()
+            .find(|(service, _)| *service == aggregate)
+            .unwrap_or_else(|| panic!("no service publishes {subject}"));
+        let ack = js.publish(subject.to_owned(), payload.into()).await;
         ack.unwrap().await.unwrap().sequence
     }
 

@@ -69,11 +69,12 @@ pub fn frontend_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend"))
 }
 
-pub fn config(nats_url: String, request_timeout: Duration) -> Config {
+/// The gateway's settings on `nats`, connecting as its own NATS user.
+pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
     Config {
         nats: NatsConfig {
-            url: nats_url,
             request_timeout,
+            ..nats.config_for(kit::nats_users::GATEWAY)
         },
         http_addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: SECRET.to_owned(),
@@ -125,7 +126,7 @@ impl TestGateway {
 
     async fn start_with(running: &[&str], request_timeout: Duration, http: HttpSettings) -> Self {
         let nats = TestNatsServer::start().await;
-        let mut config = config(nats.url(), request_timeout);
+        let mut config = config(&nats, request_timeout);
         config.http = http;
         let client = kit::nats::connect(&config.nats, "gateway-test")
             .await
@@ -140,12 +141,12 @@ impl TestGateway {
             _nats: nats,
         };
         if !running.is_empty() {
-            gateway.start_services(&config, running).await;
+            gateway.start_services(running).await;
         }
         gateway
     }
 
-    async fn start_services(&self, config: &Config, running: &[&str]) {
+    async fn start_services(&self, running: &[&str]) {
         const CRUD: &[&str] = &["list", "get", "create", "update", "delete"];
         let stand_ins = [
             (
@@ -175,7 +176,8 @@ impl TestGateway {
                 version: "0.1.0",
                 actions,
             };
-            let client = kit::nats::connect(&config.nats, name).await.unwrap();
+            // Each stand-in connects as the service it stands in for.
+            let client = self._nats.connect_as(name).await;
             tokio::spawn(serve_commands(
                 client,
                 spec,

@@ -20,6 +20,7 @@
 //! - [`versions`]: the `If-Match` check every owning service applies.
 //! - [`runtime`]: logging set-up and the shutdown signal.
 //! - [`nats_server`]: finding, checking and starting a `nats-server` (for `hospital up` and tests).
+//! - [`nats_users`]: the NATS users of `nats.conf` (one per component) and their generated passwords.
 
 pub mod command;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod idempotency;
 pub mod listing;
 pub mod nats;
 pub mod nats_server;
+pub mod nats_users;
 pub mod outbox;
 pub mod read_model;
 pub mod runtime;

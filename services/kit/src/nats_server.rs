@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::nats::{Credentials, NatsConfig};
+use crate::nats_users::Passwords;
+
 /// The project's `nats.conf`, built in so `hospital up` works from any directory.
 pub const NATS_CONF: &str = include_str!("../../../nats.conf");
 
@@ -133,12 +136,29 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// Returns once nats-server has processed everything `client` sent before (its subscriptions
+/// are in place for other clients' messages). async-nats' `flush` only writes the socket, so
+/// this makes a round trip: a request nats-server answers itself, which every user of
+/// `nats.conf` may send (a missing stream is answered too).
+pub async fn round_trip(client: &async_nats::Client) {
+    let subject = format!(
+        "$JS.API.STREAM.INFO.{}",
+        shared_events::subjects::EVENT_STREAM
+    );
+    client
+        .request(subject, "".into())
+        .await
+        .expect("a round trip to nats-server");
+}
+
 /// A nats-server of our own for a test: free port, temporary storage, the project's
-/// `nats.conf`. Stopped when dropped.
+/// `nats.conf` with its users and permissions, fresh passwords for them. Stopped when dropped.
+/// Each part of a test connects as the component it plays ([`Self::config_for`]).
 pub struct TestNatsServer {
     binary: NatsServerBinary,
     port: u16,
     dir: tempfile::TempDir,
+    passwords: Passwords,
     child: Option<tokio::process::Child>,
 }
 
@@ -151,6 +171,7 @@ impl TestNatsServer {
             binary,
             port: free_port(),
             dir,
+            passwords: Passwords::generate().expect("generate NATS passwords"),
             child: None,
         };
         server.resume().await;
@@ -159,6 +180,41 @@ impl TestNatsServer {
 
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The passwords nats-server was started with, one per user of `nats.conf`.
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
+    /// How `user` (`gateway`, `patient`, ..., `operator`) connects to this server.
+    pub fn credentials(&self, user: &str) -> Credentials {
+        self.passwords
+            .credentials(user)
+            .unwrap_or_else(|| panic!("nats.conf has no user {user:?}"))
+    }
+
+    /// The NATS settings of the component that connects as `user`.
+    pub fn config_for(&self, user: &str) -> NatsConfig {
+        NatsConfig::new(self.url()).with_credentials(self.credentials(user))
+    }
+
+    /// A client connected as `user`, as a component would connect; returned once connected
+    /// (the components' connect returns at once and connects in the background), so what it
+    /// subscribes to next is in place before another client's request.
+    pub async fn connect_as(&self, user: &str) -> async_nats::Client {
+        let client = crate::nats::connect(&self.config_for(user), &format!("test-{user}"))
+            .await
+            .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while client.connection_state() != async_nats::connection::State::Connected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user} did not connect to the test nats-server"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        client
     }
 
     pub fn port(&self) -> u16 {
@@ -184,6 +240,7 @@ impl TestNatsServer {
                 &dir.join("jetstream"),
                 &dir.join("nats.log"),
             )
+            .envs(self.passwords.server_env())
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);

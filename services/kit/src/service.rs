@@ -47,7 +47,7 @@ impl ServiceConfig {
         Ok(ServiceConfig {
             service,
             database_var,
-            nats: NatsConfig::from_env()?,
+            nats: NatsConfig::from_env(service)?,
             database_url: config::database_url(database_var, service),
             stream_replicas: crate::event_stream::replicas_from_env()?,
             outbox_interval: config::millis_or(

@@ -75,7 +75,26 @@ fn patient_event(id: Uuid, version: i64, name: &str, deleted: bool) -> EventEnve
     }
 }
 
-async fn publish(js: &jetstream::Context, event: &EventEnvelope) -> u64 {
+/// JetStream as each owning service: only it may publish its aggregate's events.
+struct Owners(Vec<(Aggregate, jetstream::Context)>);
+
+impl Owners {
+    async fn connect(server: &TestNatsServer) -> Self {
+        let mut owners = Vec::new();
+        for aggregate in [Aggregate::Patient, Aggregate::Appointment] {
+            let client = server.connect_as(aggregate.as_str()).await;
+            owners.push((aggregate, jetstream::new(client)));
+        }
+        Owners(owners)
+    }
+}
+
+async fn publish(owners: &Owners, event: &EventEnvelope) -> u64 {
+    let (_, js) = owners
+        .0
+        .iter()
+        .find(|(aggregate, _)| *aggregate == event.aggregate)
+        .expect("a publisher for the event's aggregate");
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
     let payload = serde_json::to_vec(event).unwrap();
@@ -98,28 +117,30 @@ async fn database() -> (tempfile::TempDir, SqlitePool) {
 #[tokio::test]
 async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     let server = TestNatsServer::start().await;
-    let client = async_nats::connect(server.url()).await.unwrap();
+    // The read-model runs as the appointment service, whose consumer it may use.
+    let client = server.connect_as("appointment").await;
     let js = kit::event_stream::provision(&client, 1).await;
+    let owners = Owners::connect(&server).await;
     let (_dir, pool) = database().await;
 
     let ada = Uuid::now_v7();
     let created = patient_event(ada, 1, "Ada", false);
-    publish(&js, &created).await;
+    publish(&owners, &created).await;
     // The same event delivered again (a new message id defeats the stream's de-duplication),
     // and an older version after a newer one: neither may change the directory.
-    publish(&js, &patient_event(ada, 2, "Ada King", false)).await;
-    publish(&js, &created).await;
+    publish(&owners, &patient_event(ada, 2, "Ada King", false)).await;
+    publish(&owners, &created).await;
     // An event of another aggregate: not in the subscription's subjects.
     let other = EventEnvelope {
         aggregate: Aggregate::Appointment,
         event_type: "appointment.created".into(),
         ..created.clone()
     };
-    let last_appointment_seq = publish(&js, &other).await;
+    let last_appointment_seq = publish(&owners, &other).await;
 
     let publisher = EventPublisher::new(js.clone(), pool.clone());
     let subscription = Subscription {
-        consumer: "test-read-model".into(),
+        consumer: "appointment-read-model".into(),
         subjects: directory::subjects(),
     };
     let read_model = ReadModel::new(
@@ -154,7 +175,7 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
 
     // Read-your-writes: an event published just now is visible through the directory at once.
     let grace = Uuid::now_v7();
-    publish(&js, &patient_event(grace, 1, "Grace", false)).await;
+    publish(&owners, &patient_event(grace, 1, "Grace", false)).await;
     assert_eq!(
         directory.patient(grace).await.unwrap().unwrap().name,
         "Grace"
@@ -167,7 +188,7 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     running.await.unwrap();
     let publisher = EventPublisher::new(js.clone(), pool.clone());
     let subscription = Subscription {
-        consumer: "test-read-model".into(),
+        consumer: "appointment-read-model".into(),
         subjects: directory::subjects(),
     };
     let again = ReadModel::new(
@@ -182,7 +203,7 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     let catch_up = again.catch_up();
     let shutdown = CancellationToken::new();
     tokio::spawn(again.run(shutdown.clone()));
-    publish(&js, &patient_event(grace, 2, "Grace Hopper", true)).await;
+    publish(&owners, &patient_event(grace, 2, "Grace Hopper", true)).await;
     assert!(catch_up.wait(Duration::from_secs(5)).await);
     let handed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied_log")
         .fetch_one(&pool)
@@ -223,10 +244,12 @@ async fn applying_the_same_event_twice_changes_nothing() {
 #[tokio::test]
 async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_position() {
     let server = TestNatsServer::start().await;
-    let client = async_nats::connect(server.url()).await.unwrap();
+    // The read-model runs as the appointment service, whose consumer it may use.
+    let client = server.connect_as("appointment").await;
     let js = kit::event_stream::provision(&client, 1).await;
+    let owners = Owners::connect(&server).await;
     let (_dir, pool) = database().await;
-    let consumer_name = "older-read-model";
+    let consumer_name = "appointment-read-model";
 
     // A durable consumer as earlier versions made it (one filter per aggregate), which has
     // already delivered and acknowledged the first event.
@@ -243,12 +266,12 @@ async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_po
         })
         .await
         .unwrap();
-    publish(&js, &patient_event(Uuid::now_v7(), 1, "Ada", false)).await;
+    publish(&owners, &patient_event(Uuid::now_v7(), 1, "Ada", false)).await;
     let mut batch = older.fetch().max_messages(1).messages().await.unwrap();
     let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
     first.double_ack().await.unwrap();
     let grace = Uuid::now_v7();
-    publish(&js, &patient_event(grace, 1, "Grace", false)).await;
+    publish(&owners, &patient_event(grace, 1, "Grace", false)).await;
 
     let read_model = ReadModel::new(
         js.clone(),

@@ -7,7 +7,6 @@ use appointment_service::AppointmentService;
 use appointment_service::read_model::PeopleProjection;
 use appointment_service::store::MIGRATOR;
 use async_nats::HeaderMap;
-use async_nats::jetstream;
 use kit::read_model::Projection;
 use kit::runtime::Component;
 use reqwest::Method;
@@ -143,7 +142,7 @@ async fn an_event_delivered_twice_changes_nothing() {
 
     // The stream hands the same events over again (a republish under a new Nats-Msg-Id): the
     // delete, and the older create after it.
-    let js = jetstream::new(app.nats.clone());
+    let js = app.publisher_of("patient").await;
     let mut last_sequence = 0;
     for verb in ["deleted", "created"] {
         let event = the_event(app, &format!("hospital.events.patient.{ada}.{verb}")).await;

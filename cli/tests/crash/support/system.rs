@@ -24,7 +24,8 @@ const START_PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct System {
     pub nats_server: TestNatsServer,
-    /// An observer's NATS client (reconnecting, as an operator's tool would).
+    /// An observer's NATS client as the operator user (reconnecting, as an operator's tool
+    /// would).
     pub nats: async_nats::Client,
     pub data_dir: tempfile::TempDir,
     /// `http://127.0.0.1:<port>`
@@ -38,11 +39,17 @@ impl System {
     /// gateway's `/ready` says every service answers.
     pub async fn start() -> System {
         let nats_server = TestNatsServer::start().await;
-        let nats = kit::nats::connect(&kit::nats::NatsConfig::new(nats_server.url()), "observer")
+        let observer = nats_server.config_for(kit::nats_users::OPERATOR);
+        let nats = kit::nats::connect(&observer, "observer")
             .await
             .expect("connect the observer to the test nats-server");
         let data_dir = tempfile::tempdir().expect("temporary data directory");
         std::fs::create_dir_all(data_dir.path().join("logs")).expect("log directory");
+        // Kept where `hospital up` keeps them, for `hospital verify --data-dir`.
+        nats_server
+            .passwords()
+            .save(&data_dir.path().join(kit::nats_users::FILE_NAME))
+            .expect("keep the NATS passwords");
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut system = System {
             nats_server,
@@ -76,8 +83,8 @@ impl System {
         self.data_dir().join(format!("{service}.db"))
     }
 
-    /// `hospital serve <name>` with what `hospital up` sets for it: `NATS_URL`,
-    /// `HOSPITAL_DATA_DIR`, the service's `DATABASE_URL_<SERVICE>` (a SQLite file in the data
+    /// `hospital serve <name>` with what `hospital up` sets for it: `NATS_URL`, its own NATS user
+    /// (`NATS_USER`, `NATS_PASSWORD`), `HOSPITAL_DATA_DIR`, the service's `DATABASE_URL_<SERVICE>` (a SQLite file in the data
     /// directory), and for the gateway only `JWT_SECRET_KEY` and `HOSPITAL_HTTP_ADDR`. The staff
     /// service also gets the first administrator's password, as an operator would set it.
     fn command(&self, name: &'static str) -> tokio::process::Command {
@@ -87,6 +94,12 @@ impl System {
             // No `.env` of the checkout is read: the data directory has none.
             .current_dir(self.data_dir())
             .env("NATS_URL", self.nats_server.url())
+            .env("NATS_USER", name)
+            .env(
+                "NATS_PASSWORD",
+                self.nats_server.credentials(name).password(),
+            )
+            .env_remove("NATS_PASSWORD_FILE")
             .env("HOSPITAL_DATA_DIR", self.data_dir())
             .env("RUST_LOG", "info");
         if name == "gateway" {
