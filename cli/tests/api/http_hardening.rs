@@ -213,8 +213,10 @@ async fn a_request_that_outlasts_the_limit_is_a_503_problem() {
         ..Parts::default()
     };
     let app = spawn_app_with_http(parts, http).await;
-    let _silent = app.nats.subscribe("hospital.patient.>").await.unwrap();
-    app.nats.flush().await.unwrap();
+    // As the patient service's NATS user: the only one allowed to take its commands.
+    let impostor = app.nats_as(shared_events::subjects::service::PATIENT).await;
+    let _silent = impostor.subscribe("hospital.patient.*").await.unwrap();
+    kit::nats_server::round_trip(&impostor).await;
 
     let token = app.admin_token().await;
     let started = Instant::now();
