@@ -231,7 +231,7 @@ impl TestApp {
     /// Another gateway instance on the same NATS: its base URL.
     pub async fn second_gateway(&self) -> String {
         let gateway =
-            gateway::Gateway::build(gateway_config(NatsConfig::new(self.nats_server.url())))
+            gateway::Gateway::build(gateway_config(self.nats_server.config_for("gateway")))
                 .await
                 .expect("a second gateway starts");
         let address = format!("http://{}", gateway.local_addr());
