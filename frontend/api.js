@@ -3,10 +3,11 @@
 // and ends the session on a 401.
 
 import { endSession, REJECTED_MESSAGE, sessionToken, EXPIRED_MESSAGE } from "/js/session.js";
+import { formatWait } from "/js/format.js";
 
 /** An answer that was not 2xx, read from the gateway's problem document. */
 export class ApiError extends Error {
-  constructor(status, problem = {}) {
+  constructor(status, problem = {}, { retryAfter = null } = {}) {
     super(problem.detail || problem.title || `The request failed (HTTP ${status}).`);
     this.name = "ApiError";
     this.status = status;
@@ -15,6 +16,8 @@ export class ApiError extends Error {
     /** `[{field, message}]`, field names as the API spells them (`vitals.pulse_bpm`). */
     this.errors = Array.isArray(problem.errors) ? problem.errors : [];
     this.requestId = problem.request_id || "";
+    /** Seconds to wait, from `Retry-After` (429, 503), or null. */
+    this.retryAfter = retryAfter;
   }
 
   /** A sentence for people (the request id is added for server faults, to quote to support). */
@@ -24,6 +27,17 @@ export class ApiError extends Error {
     }
     if (this.status === 412) {
       return "Someone else changed this in the meantime. Reload to see their change, then try again.";
+    }
+    if (this.status === 403) {
+      // The gateway says which rule refused it ("a nurse may not delete patients").
+      return this.detail
+        ? `Your role does not allow this: ${this.detail}.`
+        : "Your role does not allow this.";
+    }
+    if (this.status === 429) {
+      return this.retryAfter
+        ? `Too many attempts. Try again in ${formatWait(this.retryAfter)}.`
+        : "Too many attempts. Wait a few minutes, then try again.";
     }
     const text = this.detail || this.title || `The request failed (HTTP ${this.status}).`;
     const sentence = text.charAt(0).toUpperCase() + text.slice(1);
@@ -39,6 +53,12 @@ export class SessionEnded extends Error {
     super("The session has ended.");
     this.name = "SessionEnded";
   }
+}
+
+/** The seconds of a `Retry-After: <seconds>` header, or null. */
+export function retryAfterSeconds(response) {
+  const seconds = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : null;
 }
 
 /** `?a=1&b=2` from an object, leaving out empty values. */
@@ -113,7 +133,7 @@ export async function request(method, path, { body, ifMatch, signal } = {}) {
     } catch {
       // Not a problem document: the status says enough.
     }
-    throw new ApiError(response.status, problem);
+    throw new ApiError(response.status, problem, { retryAfter: retryAfterSeconds(response) });
   }
   const text = response.status === 204 ? "" : await response.text();
   return {

@@ -1,6 +1,9 @@
-// The dashboard: checks the session, wires the header, the live feed panel and the router.
+// The dashboard: checks the session, wires the header (account, sign out), the live feed panel
+// and the router.
 
-import { currentUser, endSession, hasStoredToken, EXPIRED_MESSAGE, SIGNED_OUT_MESSAGE, onSessionEnd, sessionToken, watchExpiry } from "/js/session.js";
+import { currentUser, endSession, hasStoredToken, EXPIRED_MESSAGE, onSessionEnd, sessionToken, watchExpiry } from "/js/session.js";
+import { openChangePassword, signOut } from "/js/account.js";
+import { can } from "/js/roles.js";
 import { liveFeed } from "/js/live.js";
 import { learn } from "/js/directory.js";
 import { startRouter, route } from "/js/router.js";
@@ -12,6 +15,7 @@ import { patientView } from "/js/views/patient-page.js";
 import { staffView } from "/js/views/staff.js";
 import { staffFormView } from "/js/views/staff-form.js";
 import { scheduleView } from "/js/views/schedule.js";
+import { auditView } from "/js/views/audit.js";
 
 if (!sessionToken()) {
   endSession(hasStoredToken() ? EXPIRED_MESSAGE : "", { keepPlace: true });
@@ -22,7 +26,23 @@ if (!sessionToken()) {
 function start() {
   const user = currentUser();
   document.getElementById("who").textContent = `${user.name} · ${formatRole(user.role)}`;
-  document.getElementById("sign-out").addEventListener("click", () => endSession(SIGNED_OUT_MESSAGE));
+  const signOutButton = document.getElementById("sign-out");
+  signOutButton.addEventListener("click", () => {
+    signOutButton.disabled = true;
+    signOutButton.textContent = "Signing out…";
+    // First the feed: its stream ends when the token is revoked, and it must not take that
+    // for a rejected session.
+    liveFeed.stop();
+    signOut();
+  });
+  document.getElementById("change-password").addEventListener("click", () => openChangePassword({
+    // The old token is revoked: the feed reconnects with the new one.
+    onChanged: () => {
+      liveFeed.stop();
+      liveFeed.start();
+    },
+  }));
+  document.getElementById("nav-audit").hidden = !can.viewAudit();
   watchExpiry();
 
   onSessionEnd(() => liveFeed.stop());
@@ -46,6 +66,7 @@ function start() {
       route("/staff/new", "staff", staffFormView),
       route("/staff/:id/edit", "staff", staffFormView),
       route("/appointments", "appointments", scheduleView),
+      route("/audit", "audit", auditView),
     ],
     fallback: () => (user.role === "doctor" ? "/appointments" : "/patients"),
     onRoute(section) {

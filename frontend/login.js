@@ -1,7 +1,9 @@
 // The login page: POST /auth/login, keep the token for this tab, go to the dashboard. Shows why
-// the last session ended (expired, signed out) when it did.
+// the last session ended (expired, signed out) when it did, and how long to wait after too many
+// failed attempts (429).
 
 import { saveSession, sessionToken, takeLoginNotice, takeReturnPlace } from "/js/session.js";
+import { formatWait } from "/js/format.js";
 
 const form = document.getElementById("login-form");
 const button = document.getElementById("login-button");
@@ -23,6 +25,13 @@ function showError(text) {
 }
 
 async function problemText(response) {
+  if (response.status === 429) {
+    // Too many failed sign-ins for this username or from this computer: say how long to wait.
+    const seconds = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    return Number.isFinite(seconds) && seconds > 0
+      ? `Too many failed sign-in attempts. Signing in is paused for your security: try again in ${formatWait(seconds)}.`
+      : "Too many failed sign-in attempts. Signing in is paused for your security: wait a few minutes, then try again.";
+  }
   try {
     const problem = await response.json();
     if (response.status === 401) {

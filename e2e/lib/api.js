@@ -1,6 +1,7 @@
 // The API as another client uses it (Node's fetch): to set up data and to make changes behind
 // the browser's back.
 
+import http from "node:http";
 import { BASE_URL, ADMIN_PASSWORD } from "./browser.js";
 
 export async function login(username, password) {
@@ -63,4 +64,39 @@ export async function createStaff(admin, { role, name, specialization = null }) 
   const password = `a long password ${unique()}`;
   const person = await admin.post("/api/staff", { name, role, specialization, username, password });
   return { ...person, password };
+}
+
+/**
+ * `POST /auth/login` from another loopback address (`127.0.0.2`, ...). Failed logins count
+ * against the client address too, and every other test signs in from 127.0.0.1: failures made
+ * on purpose come from elsewhere so they never lock the other tests out. Resolves to
+ * `{status, headers, body}`.
+ */
+export function loginFrom(localAddress, username, password) {
+  const url = new URL(`${BASE_URL}/auth/login`);
+  const body = JSON.stringify({ username, password });
+  return new Promise((resolve, reject) => {
+    const request = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: "POST",
+      localAddress,
+      headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
+    }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => { text += chunk; });
+      response.on("end", () => resolve({ status: response.statusCode, headers: response.headers, body: text ? JSON.parse(text) : null }));
+    });
+    request.on("error", reject);
+    request.end(body);
+  });
+}
+
+/** The status of `GET path` with `token` (to see whether the gateway still accepts a token). */
+export async function statusWith(token, path = "/api/patients") {
+  const response = await fetch(`${BASE_URL}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  await response.arrayBuffer();
+  return response.status;
 }

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { addDays, isoDay, localDateTime, parseDay, startOfWeek, withOffset } from "../../frontend/js/format.js";
+import { addDays, formatWait, isoDay, localDateTime, parseDay, startOfWeek, withOffset } from "../../frontend/js/format.js";
 
 test("a local wall-clock time is sent with the local offset and means the same instant", () => {
   const nine = localDateTime("2026-12-01", "09:00");
@@ -21,4 +21,12 @@ test("days are calendar days: parse, add across month ends, the Monday of a week
   assert.equal(isoDay(startOfWeek(parseDay("2026-11-26"))), "2026-11-23"); // Thursday → Monday
   assert.equal(isoDay(startOfWeek(parseDay("2026-11-29"))), "2026-11-23"); // Sunday → Monday
   assert.equal(localDateTime("2026-12-01", ""), null);
+});
+
+test("a wait is said in seconds under a minute, else in whole minutes rounded up", () => {
+  assert.equal(formatWait(1), "1 second");
+  assert.equal(formatWait(45), "45 seconds");
+  assert.equal(formatWait(60), "1 minute");
+  assert.equal(formatWait(61), "2 minutes");
+  assert.equal(formatWait(900), "15 minutes");
 });

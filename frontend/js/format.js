@@ -121,3 +121,12 @@ export const VITALS = [
   ["weight_kg", "Weight", "kg", "0.1", 0.2, 500],
   ["height_cm", "Height", "cm", "0.1", 20, 260],
 ];
+
+/** "45 seconds", "1 minute", "15 minutes": a wait, rounded up (never come back too early). */
+export function formatWait(seconds) {
+  if (seconds < 60) {
+    return `${seconds} second${seconds === 1 ? "" : "s"}`;
+  }
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? "" : "s"}`;
+}

@@ -47,6 +47,8 @@ pub struct Config {
     /// `HOSPITAL_AUDIT_RETENTION_DAYS`: how long audit entries are kept; zero (the default)
     /// keeps them for ever. Only applies when the gateway creates the audit stream.
     pub audit_retention: Duration,
+    /// CORS allowlist and time limits of HTTP requests (see [`HttpSettings`]).
+    pub http: HttpSettings,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
             login_max_failures,
             login_window: Duration::from_secs(window_minutes * 60),
             audit_retention: Duration::from_secs(retention_days.saturating_mul(24 * 3600)),
+            http: HttpSettings::from_env()?,
         })
     }
 }
@@ -147,7 +150,8 @@ impl fmt::Display for Config {
             f,
             AUDIT_RETENTION_VAR,
             self.audit_retention.as_secs() / (24 * 3600),
-        )
+        )?;
+        write!(f, "{}", self.http)
     }
 }
 
@@ -164,7 +168,158 @@ impl fmt::Debug for Config {
             .field("login_max_failures", &self.login_max_failures)
             .field("login_window", &self.login_window)
             .field("audit_retention", &self.audit_retention)
+            .field("http", &self.http)
             .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP hardening (issue #5): who may call from another origin, and how long a request may take.
+// Kept together here so the rest of `Config` can grow without touching it.
+
+const CORS_ORIGINS_VAR: &str = "HOSPITAL_CORS_ORIGINS";
+const REQUEST_TIMEOUT_VAR: &str = "HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS";
+const BODY_TIMEOUT_VAR: &str = "HOSPITAL_HTTP_BODY_TIMEOUT_SECS";
+
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest request time limit we accept: anything longer is no limit at all.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 3600;
+
+/// The HTTP limits and the CORS allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// `HOSPITAL_CORS_ORIGINS`: the exact origins (`https://host[:port]`) a browser may call the
+    /// API from besides the gateway's own; empty (the default) means CORS is off.
+    pub cors_origins: Vec<String>,
+    /// `HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS`: a request still unanswered after this is 503
+    /// (the live feed excepted).
+    pub request_timeout: Duration,
+    /// `HOSPITAL_HTTP_BODY_TIMEOUT_SECS`: a request body not received within this is 408.
+    /// Shorter than the request limit, or the 408 could never be seen.
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            cors_origins: Vec::new(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let cors_origins = match config::optional(CORS_ORIGINS_VAR) {
+            Some(raw) => parse_origins(&raw)?,
+            None => Vec::new(),
+        };
+        let request_secs =
+            config::parsed_or(REQUEST_TIMEOUT_VAR, DEFAULT_REQUEST_TIMEOUT.as_secs())?;
+        let body_secs = config::parsed_or(BODY_TIMEOUT_VAR, DEFAULT_BODY_TIMEOUT.as_secs())?;
+        let (request_timeout, body_timeout) = check_timeouts(request_secs, body_secs)?;
+        Ok(HttpSettings {
+            cors_origins,
+            request_timeout,
+            body_timeout,
+        })
+    }
+}
+
+fn check_timeouts(request_secs: u64, body_secs: u64) -> Result<(Duration, Duration), ConfigError> {
+    if !(1..=MAX_REQUEST_TIMEOUT_SECS).contains(&request_secs) {
+        return Err(ConfigError::Invalid {
+            var: REQUEST_TIMEOUT_VAR,
+            reason: format!(
+                "{request_secs} is not between 1 and {MAX_REQUEST_TIMEOUT_SECS} seconds"
+            ),
+        });
+    }
+    if body_secs == 0 || body_secs >= request_secs {
+        return Err(ConfigError::Invalid {
+            var: BODY_TIMEOUT_VAR,
+            reason: format!(
+                "{body_secs} must be at least 1 and shorter than {REQUEST_TIMEOUT_VAR} ({request_secs})"
+            ),
+        });
+    }
+    Ok((
+        Duration::from_secs(request_secs),
+        Duration::from_secs(body_secs),
+    ))
+}
+
+/// A comma-separated list of exact origins, as browsers send them in `Origin`: `http` or
+/// `https`, a host, an optional port, nothing else. No wildcard: an allowlist that allows
+/// everyone is not an allowlist. Default ports are dropped and case folded, since a browser
+/// never sends them otherwise.
+pub fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for item in raw
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let origin = parse_origin(item).map_err(|reason| ConfigError::Invalid {
+            var: CORS_ORIGINS_VAR,
+            reason: format!("{item:?} {reason}"),
+        })?;
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    Ok(origins)
+}
+
+fn parse_origin(item: &str) -> Result<String, &'static str> {
+    let lower = item.to_ascii_lowercase();
+    let (scheme, rest) = lower
+        .split_once("://")
+        .ok_or("is not an origin such as https://clinic.example.org")?;
+    let default_port: u16 = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return Err("must start with http:// or https://"),
+    };
+    if rest.contains(['/', '?', '#', '@', '*']) {
+        return Err("must be scheme://host[:port] only (no path, no wildcard, no user)");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        // An IPv6 literal has colons of its own: only a colon after `]` starts the port.
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    if !host_ok {
+        return Err("has no valid host");
+    }
+    let port = match port {
+        None => return Ok(format!("{scheme}://{host}")),
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => port.parse::<u16>().ok(),
+        Some(_) => None,
+    };
+    match port {
+        Some(0) | None => Err("has a port that is not a number from 1 to 65535"),
+        Some(port) if port == default_port => Ok(format!("{scheme}://{host}")),
+        Some(port) => Ok(format!("{scheme}://{host}:{port}")),
+    }
+}
+
+impl fmt::Display for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.cors_origins.is_empty() {
+            config::write_setting(f, CORS_ORIGINS_VAR, "(none: CORS off, same origin only)")?;
+        } else {
+            config::write_setting(f, CORS_ORIGINS_VAR, self.cors_origins.join(","))?;
+        }
+        config::write_setting(f, REQUEST_TIMEOUT_VAR, self.request_timeout.as_secs())?;
+        config::write_setting(f, BODY_TIMEOUT_VAR, self.body_timeout.as_secs())
     }
 }
 
@@ -184,6 +339,7 @@ mod tests {
             login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
             login_window: Duration::from_secs(15 * 60),
             audit_retention: Duration::ZERO,
+            http: HttpSettings::default(),
         }
     }
 
@@ -230,6 +386,9 @@ mod tests {
             "HOSPITAL_LOGIN_MAX_FAILURES",
             "HOSPITAL_LOGIN_WINDOW_MINUTES",
             "HOSPITAL_AUDIT_RETENTION_DAYS",
+            "HOSPITAL_CORS_ORIGINS",
+            "HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS",
+            "HOSPITAL_HTTP_BODY_TIMEOUT_SECS",
         ] {
             assert!(shown.contains(name), "{name} missing from:\n{shown}");
         }
@@ -239,5 +398,70 @@ mod tests {
         let debug = format!("{:?}", example());
         assert!(!debug.contains(&"s".repeat(40)));
         assert!(!debug.contains("nats-password-of-the-gateway"), "{debug}");
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        assert_eq!(parse_origins("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            parse_origins(" https://Clinic.example.org , http://localhost:8080,https://clinic.example.org:443,http://[::1]:3000")
+                .unwrap(),
+            vec![
+                "https://clinic.example.org",
+                "http://localhost:8080",
+                "http://[::1]:3000"
+            ]
+        );
+        for bad in [
+            "*",
+            "clinic.example.org",
+            "ftp://clinic.example.org",
+            "https://clinic.example.org/",
+            "https://clinic.example.org/app",
+            "https://*.example.org",
+            "https://user@clinic.example.org",
+            "https://:8080",
+            "https://clinic.example.org:http",
+            "https://clinic.example.org:70000",
+            "null",
+        ] {
+            let error = parse_origins(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("HOSPITAL_CORS_ORIGINS is invalid"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_time_limits_must_be_sensible() {
+        assert_eq!(
+            check_timeouts(30, 10).unwrap(),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+        let error = check_timeouts(0, 10).unwrap_err().to_string();
+        assert!(
+            error.starts_with("HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS"),
+            "{error}"
+        );
+        for (request, body) in [(30, 0), (30, 30), (5, 10)] {
+            let error = check_timeouts(request, body).unwrap_err().to_string();
+            assert!(
+                error.starts_with("HOSPITAL_HTTP_BODY_TIMEOUT_SECS"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn printing_says_when_cors_is_off_and_lists_the_origins_when_on() {
+        assert!(example().to_string().contains("CORS off"));
+        let mut config = example();
+        config.http.cors_origins = vec!["https://a.example".into(), "https://b.example".into()];
+        assert!(
+            config
+                .to_string()
+                .contains("https://a.example,https://b.example")
+        );
     }
 }

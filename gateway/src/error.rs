@@ -114,6 +114,14 @@ impl ApiError {
         )
     }
 
+    /// 408: the client took too long to send its body.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body was not received in time",
+        )
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -258,6 +266,14 @@ mod tests {
         let error = ApiError::from_service("patient", leaky);
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!error.detail().contains("/var/lib"));
+    }
+
+    #[test]
+    fn an_internal_error_shows_only_the_generic_detail() {
+        let error = ApiError::internal("pool timed out at /var/lib/hospital/gateway.sock");
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.detail(), INTERNAL_DETAIL);
+        assert!(error.fields().is_empty());
     }
 
     #[test]

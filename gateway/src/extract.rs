@@ -18,7 +18,7 @@ use crate::error::ApiError;
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
 /// A request body that is a JSON object, checked in order: content type (415), size (413),
-/// JSON syntax (400), object shape (400).
+/// arrival within the body time limit (408), JSON syntax (400), object shape (400).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonObject(pub Map<String, Value>);
 
@@ -53,6 +53,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::payload_too_large(BODY_LIMIT_BYTES)
+    } else if crate::hardening::is_body_timeout(&rejection) {
+        ApiError::request_timeout()
     } else {
         tracing::debug!(%rejection, "could not read a request body");
         ApiError::bad_request("the request body could not be read")

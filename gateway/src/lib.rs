@@ -7,7 +7,9 @@
 //!
 //! A request's path through the crate:
 //!
-//! - [`request`]: the middleware around everything: request id, one log line, common headers.
+//! - [`request`]: the middleware around everything: request id, one log line.
+//! - [`security_headers`]: the content security policies and the other security headers.
+//! - [`hardening`]: CORS from an allowlist, the request and body time limits, panics as 500.
 //! - [`routes`]: the router ([`app`]); [`routes::resources`] writes the CRUD routes of every
 //!   resource once, [`routes::nested`] the routes below an item (a patient's appointments, a
 //!   record's history); [`routes::paging`] reads list queries and filters; [`routes::health`]
@@ -34,10 +36,12 @@ pub mod error;
 pub mod extract;
 pub mod feed;
 pub mod frontend;
+pub mod hardening;
 pub mod nats_call;
 pub mod openapi;
 pub mod request;
 pub mod routes;
+pub mod security_headers;
 pub mod startup;
 pub mod state;
 

@@ -1,6 +1,6 @@
 //! Per-request plumbing around every route: the request id (taken from `X-Request-Id` or made
-//! here, echoed in the response, carried to the services in NATS headers), the one log line per
-//! request, and the response headers every answer gets.
+//! here, echoed in the response, carried to the services in NATS headers) and the one log line
+//! per request. The security headers are [`crate::security_headers`]'.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use uuid::Uuid;
@@ -76,7 +76,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 }
 
 /// The middleware around the whole router: assigns the request id, serves the request with it
-/// in scope, sets the common response headers and logs one line.
+/// in scope, echoes it in the response and logs one line.
 pub async fn track(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = RequestId::from_client(request.headers().get(X_REQUEST_ID));
@@ -87,29 +87,9 @@ pub async fn track(mut request: Request, next: Next) -> Response {
 
     let mut response = CURRENT.scope(id.clone(), next.run(request)).await;
 
-    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        headers.insert(X_REQUEST_ID, value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // The API reference page is a page, not an API answer.
-    let docs_page = path == "/api/docs" || path.starts_with("/api/docs/");
-    if (path.starts_with("/api/") || path.starts_with("/auth/")) && !docs_page {
-        // Patient data and tokens must not linger in browser or proxy caches.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    } else {
-        // The pages load only their own scripts and styles (no inline code, no CDN).
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        );
-    }
-
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(

@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::auth::revocation::Revocations;
 use crate::auth::throttle::LoginThrottle;
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
 
 /// Shared by all requests; cheap to clone (client handles, `Arc`s and a token).
 #[derive(Clone)]
@@ -34,6 +34,8 @@ pub struct AppState {
     /// Cancelled when the gateway stops: the live feeds then end, so graceful shutdown is not
     /// held open by responses that would otherwise last until their tokens expire.
     feeds_closing: CancellationToken,
+    /// CORS allowlist and time limits, read by the router's layers.
+    http: Arc<HttpSettings>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             )),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
             feeds_closing: CancellationToken::new(),
+            http: Arc::new(config.http.clone()),
         }
     }
 
@@ -79,6 +82,10 @@ impl AppState {
 
     pub fn frontend_dir(&self) -> &Path {
         &self.frontend_dir
+    }
+
+    pub fn http(&self) -> &HttpSettings {
+        &self.http
     }
 
     /// Starts following logouts and staff events ([`Revocations::follow`]) until the feeds

@@ -59,6 +59,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(parts: Parts) -> TestApp {
+    spawn_app_with_http(parts, gateway::config::HttpSettings::default()).await
+}
+
+/// As [`spawn_app_with`], the gateway with these HTTP settings (CORS allowlist, time limits).
+pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettings) -> TestApp {
     let nats_server = TestNatsServer::start().await;
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let shutdown = CancellationToken::new();
@@ -109,7 +114,8 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
             .expect("record service starts");
         run(service, shutdown.clone());
     }
-    let gateway_config = gateway_config(nats_config);
+    let mut gateway_config = gateway_config(nats_config);
+    gateway_config.http = http;
     let gateway = gateway::Gateway::build(gateway_config)
         .await
         .expect("gateway starts");
@@ -140,6 +146,7 @@ fn gateway_config(nats: NatsConfig) -> gateway::Config {
         login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
         login_window: Duration::from_secs(15 * 60),
         audit_retention: Duration::ZERO,
+        http: gateway::config::HttpSettings::default(),
     }
 }
 

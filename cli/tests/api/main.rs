@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod events_cli;
 mod helpers;
+mod http_hardening;
 mod idempotency;
 mod nats_permissions;
 mod outbox;

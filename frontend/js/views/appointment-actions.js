@@ -6,6 +6,7 @@ import { h } from "/js/dom.js";
 import { confirmAction } from "/js/dialogs.js";
 import { announce } from "/js/notify.js";
 import { formatDateTime } from "/js/format.js";
+import { can } from "/js/roles.js";
 
 /** The changes open to an appointment in `status`: [new status, button label]. */
 export function nextSteps(status) {
@@ -50,7 +51,7 @@ const DONE = {
  */
 export function appointmentActions(appointment, { who, onChanged, onError }) {
   const steps = nextSteps(appointment.status);
-  if (steps.length === 0) {
+  if (steps.length === 0 || !can.changeAppointments(appointment.doctor_id)) {
     return null;
   }
   const when = formatDateTime(appointment.start);

@@ -7,12 +7,17 @@ import { isoDay } from "/js/format.js";
 import { remember } from "/js/directory.js";
 import { navigate } from "/js/router.js";
 import { announce } from "/js/notify.js";
+import { can } from "/js/roles.js";
 
 const SEXES = [["", "Choose…"], ["female", "Female"], ["male", "Male"], ["other", "Other"], ["unknown", "Unknown"]];
 
 export async function patientFormView({ outlet, params }) {
   const editing = Boolean(params.id);
   const heading = h("h1", {}, editing ? "Edit patient" : "New patient");
+  if (!can.editPatients()) {
+    replace(outlet, heading, h("p", { class: "alert", role: "alert" }, "Only administrators and the front desk register and edit patients."), link("/patients", "Back to patients"));
+    return;
+  }
   replace(outlet, heading, h("p", { class: "status", role: "status" }, editing ? "Loading…" : ""));
 
   let patient = {};

@@ -41,18 +41,22 @@ export async function patientView({ outlet, params, onLive }) {
   const composer = h("div", { class: "composer" });
 
   heading.textContent = patient.name;
+  // Records only for those who may read them: the front desk and administrators see the
+  // patient without the clinical part, rather than an error.
+  const readsRecords = can.readRecords();
   const actions = h("div", { class: "page-actions" },
-    link(`/appointments?patient=${patient.id}`, "Book appointment", { class: "button" }),
-    link(`/patients/${patient.id}/edit`, "Edit details", { class: "button secondary" }),
+    can.bookAppointments() ? link(`/appointments?patient=${patient.id}`, "Book appointment", { class: "button" }) : null,
+    can.editPatients() ? link(`/patients/${patient.id}/edit`, "Edit details", { class: "button secondary" }) : null,
+    can.viewAudit() ? link(`/audit?patient_id=${patient.id}`, "Access log", { class: "button secondary" }) : null,
     can.deletePatients() ? h("button", { type: "button", class: "secondary danger-text", onclick: remove }, "Remove patient") : null,
   );
   replace(outlet,
     h("p", { class: "breadcrumb" }, link("/patients", "Patients"), " › ", patient.name),
     h("div", { class: "page-head" }, heading, actions),
     pageError,
-    h("div", { class: "patient-columns" },
+    h("div", { class: ["patient-columns", !readsRecords && "single"] },
       h("div", {}, demographics, appointmentsSection),
-      recordsSection));
+      readsRecords ? recordsSection : null));
 
   function showDemographics() {
     heading.textContent = patient.name;
@@ -124,14 +128,16 @@ export async function patientView({ outlet, params, onLive }) {
   }
 
   // Records: the composer (for those who write records) and the timeline.
-  const kinds = can.recordKinds();
+  const kinds = readsRecords ? can.recordKinds() : [];
   const addButton = kinds.length
     ? h("button", { type: "button", onclick: openComposer }, kinds.length === 1 && kinds[0] === "vitals" ? "Record vital signs" : "Add to the record")
     : null;
   replace(recordsSection,
     h("div", { class: "section-head" }, h("h2", { id: "records-title" }, "Medical records"), addButton),
     composer, recordsBody);
-  const timeline = recordsTimeline({ patient, container: recordsBody, appointments: async () => appointments });
+  const timeline = readsRecords
+    ? recordsTimeline({ patient, container: recordsBody, appointments: async () => appointments })
+    : null;
 
   function openComposer() {
     addButton.hidden = true;
@@ -188,6 +194,8 @@ export async function patientView({ outlet, params, onLive }) {
 
   onLive((e) => e.aggregate === "patient" && e.aggregate_id === patient.id, reloadPatient);
   onLive((e) => e.aggregate === "appointment" && e.data?.patient_id === patient.id, loadAppointments);
-  onLive((e) => e.aggregate === "record" && e.data?.patient_id === patient.id, () => timeline.reload());
+  if (timeline) {
+    onLive((e) => e.aggregate === "record" && e.data?.patient_id === patient.id, () => timeline.reload());
+  }
   onLive((e) => e.aggregate === "staff", loadAppointments, 500);
 }

@@ -4,6 +4,7 @@ import { api, isQuiet, queryString } from "/api.js";
 import { debounce, h, link, replace } from "/js/dom.js";
 import { formatBirthDate, formatSex } from "/js/format.js";
 import { remember } from "/js/directory.js";
+import { can } from "/js/roles.js";
 
 const PAGE_SIZE = 20;
 
@@ -28,7 +29,7 @@ export function patientsView({ outlet, query, onLive }) {
   replace(outlet,
     h("div", { class: "page-head" },
       h("h1", {}, "Patients"),
-      link("/patients/new", "New patient", { class: "button" })),
+      can.editPatients() ? link("/patients/new", "New patient", { class: "button" }) : null),
     h("form", { class: "search", role: "search", onsubmit: (e) => { e.preventDefault(); load(); } },
       h("label", { for: "patient-search" }, "Search patients"),
       search,
@@ -43,6 +44,8 @@ export function patientsView({ outlet, query, onLive }) {
   let pages = [];
   let index = 0;
   let controller = null;
+  // The search those pages belong to (the box may already hold a newer one, not yet sent).
+  let pagesQuery = "";
 
   function firstPage() {
     return `/api/patients${queryString({ q: search.value.trim(), limit: PAGE_SIZE })}`;
@@ -64,7 +67,7 @@ export function patientsView({ outlet, query, onLive }) {
       previous.disabled = index === 0;
       next.disabled = !nextUrl;
       pageLabel.textContent = `Page ${index + 1}`;
-      const q = search.value.trim();
+      const q = pagesQuery;
       status.textContent = items.length === 0
         ? (q ? `No patients match “${q}”.` : "No patients registered yet.")
         : `${items.length} patient${items.length === 1 ? "" : "s"} shown${q ? ` for “${q}”` : ""}${nextUrl ? ", more on the next page" : ""}.`;
@@ -83,6 +86,7 @@ export function patientsView({ outlet, query, onLive }) {
     pages = [firstPage()];
     index = 0;
     const q = search.value.trim();
+    pagesQuery = q;
     history.replaceState(null, "", q ? `#/patients?q=${encodeURIComponent(q)}` : "#/patients");
     show(pages[0]);
   }
@@ -108,7 +112,13 @@ export function patientsView({ outlet, query, onLive }) {
     }
   });
 
-  onLive((event) => event.aggregate === "patient", () => show(pages[index] || firstPage()));
+  onLive((event) => event.aggregate === "patient", () => {
+    // While a new search waits to be sent, refreshing the old one would show its results
+    // under the new words; the search about to run brings fresh results anyway.
+    if (search.value.trim() === pagesQuery) {
+      show(pages[index] || firstPage());
+    }
+  });
   load();
   return () => {
     searchSoon.cancel();
@@ -123,6 +133,6 @@ function row(patient) {
     h("td", {}, formatBirthDate(patient.birth_date)),
     h("td", {}, formatSex(patient.sex)),
     h("td", {}, patient.phone || ""),
-    h("td", {}, link(`/patients/${patient.id}/edit`, "Edit", { "aria-label": `Edit ${patient.name}` })),
+    h("td", {}, can.editPatients() ? link(`/patients/${patient.id}/edit`, "Edit", { "aria-label": `Edit ${patient.name}` }) : ""),
   );
 }

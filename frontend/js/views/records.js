@@ -171,7 +171,16 @@ export function recordsTimeline({ patient, container, appointments }) {
       const page = await api.page(url);
       const items = await Promise.all(page.items.map(item));
       if (fresh) {
+        // A refresh (a live event, often one's own change) keeps open the histories the reader
+        // opened, instead of folding them away under their eyes.
+        const open = new Set([...list.querySelectorAll("details.record-history[open]")]
+          .map((details) => details.closest("li[data-record-id]")?.dataset.recordId));
         replace(list, items);
+        for (const li of items) {
+          if (open.has(li.dataset.recordId)) {
+            li.querySelector("details.record-history").open = true;
+          }
+        }
       } else {
         list.append(...items);
       }

@@ -9,6 +9,7 @@ import { addDays, formatLongDay, formatRange, formatShortDay, formatStatus, form
 import { currentUser } from "/js/session.js";
 import { appointmentActions } from "/js/views/appointment-actions.js";
 import { openBooking } from "/js/views/booking.js";
+import { can } from "/js/roles.js";
 
 const DAY_START_HOUR = 8;
 const DAY_END_HOUR = 18;
@@ -203,10 +204,11 @@ export async function scheduleView({ outlet, query, onLive }) {
     return h("li", { class: "slot free", dataset: { start: slot.start.toISOString() } },
       h("span", { class: "slot-time" }, label),
       h("span", { class: "slot-body muted" }, "Free"),
-      h("button", {
+      // Only those who may book with this doctor are offered the button.
+      can.changeAppointments(doctor().id) ? h("button", {
         type: "button", class: "small", onclick: () => book(slot.start),
         "aria-label": `Book ${formatTime(slot.start)} on ${formatLongDay(day)} with ${doctor().name}`,
-      }, compact ? `Book ${formatTime(slot.start)}` : "Book"));
+      }, compact ? `Book ${formatTime(slot.start)}` : "Book") : null);
   }
 
   async function dayColumn(day, appointments, compact, now) {

@@ -14,6 +14,7 @@ use async_nats::connection::State as ConnectionState;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use bytes::Bytes;
+use gateway::config::HttpSettings;
 use gateway::{AppState, Config, app};
 use kit::command::{CommandHandler, RequestContext, ServiceSpec, serve_commands};
 use kit::nats::NatsConfig;
@@ -82,6 +83,7 @@ pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
         login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
         login_window: Duration::from_secs(15 * 60),
         audit_retention: Duration::ZERO,
+        http: HttpSettings::default(),
     }
 }
 
@@ -113,9 +115,19 @@ impl TestGateway {
         Self::start_only(&running, Duration::from_secs(5)).await
     }
 
+    /// A gateway with every stand-in and these HTTP settings (CORS, time limits).
+    pub async fn with_http(http: HttpSettings, request_timeout: Duration) -> Self {
+        Self::start_with(&ALL_SERVICES, request_timeout, http).await
+    }
+
     async fn start_only(running: &[&str], request_timeout: Duration) -> Self {
+        Self::start_with(running, request_timeout, HttpSettings::default()).await
+    }
+
+    async fn start_with(running: &[&str], request_timeout: Duration, http: HttpSettings) -> Self {
         let nats = TestNatsServer::start().await;
-        let config = config(&nats, request_timeout);
+        let mut config = config(&nats, request_timeout);
+        config.http = http;
         let client = kit::nats::connect(&config.nats, "gateway-test")
             .await
             .expect("connect to the test nats-server");
