@@ -148,7 +148,7 @@ const LINK_CHECK_INTERVAL: Duration = Duration::from_millis(25);
 /// request in flight polls `connection_state()` instead: one cheap read every 25 ms, only while
 /// a request waits (most are answered before the first look), and it cannot miss a loss or get
 /// stuck on a lost event.
-async fn connection_lost(nats: &async_nats::Client) {
+pub async fn connection_lost(nats: &async_nats::Client) {
     loop {
         tokio::time::sleep(LINK_CHECK_INTERVAL).await;
         if nats.connection_state() != State::Connected {

@@ -48,6 +48,7 @@ impl AppState {
             revocations: Arc::new(Revocations::default()),
             login_throttle: Arc::new(LoginThrottle::new(
                 config.login_max_failures,
+                config.login_max_failures_per_address,
                 config.login_window,
             )),
             frontend_dir: Arc::new(config.frontend_dir.clone()),

@@ -256,11 +256,11 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
 #[tokio::test]
 async fn failed_logins_are_limited_per_client_address() {
     let app = spawn_app().await;
-    for n in 0..5 {
+    for n in 0..gateway::config::DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS {
         let response = app.login(&format!("nobody{n}"), "not a password").await;
         assert_eq!(response.status(), 401);
     }
-    // A sixth username from the same address is limited too.
+    // One more username from the same address is limited too.
     assert_eq!(
         app.login("someone.else", "not a password").await.status(),
         429

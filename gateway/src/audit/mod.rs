@@ -246,10 +246,20 @@ impl AuditLog {
                 .map_err(|e| AuditError(e.to_string()))?;
             pending.push(ack);
         }
-        for ack in pending {
-            ack.await.map_err(|e| AuditError(e.to_string()))?;
+        let acknowledged = async {
+            for ack in pending {
+                ack.await.map_err(|e| AuditError(e.to_string()))?;
+            }
+            Ok(())
+        };
+        // An acknowledgement lost with the connection would only be waited out for 5 s.
+        let client = self.js.client();
+        tokio::select! {
+            result = acknowledged => result,
+            () = crate::nats_call::connection_lost(&client) => {
+                Err(AuditError("the NATS connection was lost".to_owned()))
+            }
         }
-        Ok(())
     }
 }
 

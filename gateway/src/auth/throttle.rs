@@ -1,7 +1,11 @@
-//! Failed-login limits: after `max_failures` failed logins within `window` for one username,
-//! or from one client address, further attempts are refused with 429 and `Retry-After` until
-//! the oldest of those failures leaves the window. A refused attempt never reaches the staff
-//! service, so guessing stops costing us argon2 work too.
+//! Failed-login limits: after `per_username` failed logins within `window` for one username,
+//! or `per_address` from one client address, further attempts are refused with 429 and
+//! `Retry-After` until the oldest of those failures leaves the window. A refused attempt never
+//! reaches the staff service, so guessing stops costing us argon2 work too.
+//!
+//! The address limit is much higher than the username one: a whole clinic often reaches us
+//! from one address (a NAT, a proxy), and a few mistyped passwords must not lock everyone out;
+//! it is there to stop one machine guessing at many usernames.
 //!
 //! Counted per gateway instance, in memory: with several instances an attacker gets the limit
 //! once per instance, which still turns millions of guesses into a handful.
@@ -20,15 +24,17 @@ enum Key {
 
 #[derive(Debug)]
 pub struct LoginThrottle {
-    max_failures: usize,
+    per_username: usize,
+    per_address: usize,
     window: Duration,
     failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: usize, window: Duration) -> Self {
+    pub fn new(per_username: usize, per_address: usize, window: Duration) -> Self {
         LoginThrottle {
-            max_failures: max_failures.max(1),
+            per_username: per_username.max(1),
+            per_address: per_address.max(1),
             window,
             failures: Mutex::new(HashMap::new()),
         }
@@ -58,6 +64,13 @@ impl LoginThrottle {
         keys
     }
 
+    fn limit(&self, key: &Key) -> usize {
+        match key {
+            Key::Username(_) => self.per_username,
+            Key::Address(_) => self.per_address,
+        }
+    }
+
     fn check_at(
         &self,
         username: &str,
@@ -67,13 +80,13 @@ impl LoginThrottle {
         let failures = self.failures.lock().expect("lock");
         let wait = Self::keys(username, address)
             .iter()
-            .filter_map(|key| failures.get(key))
-            .filter_map(|times| {
+            .filter_map(|key| Some((self.limit(key), failures.get(key)?)))
+            .filter_map(|(limit, times)| {
                 let recent: Vec<&Instant> = times
                     .iter()
                     .filter(|t| now.duration_since(**t) < self.window)
                     .collect();
-                (recent.len() >= self.max_failures)
+                (recent.len() >= limit)
                     .then(|| self.window.saturating_sub(now.duration_since(*recent[0])))
             })
             .max();
@@ -86,12 +99,13 @@ impl LoginThrottle {
     fn record_failure_at(&self, username: &str, address: Option<IpAddr>, now: Instant) {
         let mut failures = self.failures.lock().expect("lock");
         for key in Self::keys(username, address) {
+            let limit = self.limit(&key);
             let times = failures.entry(key).or_default();
             times.push_back(now);
             while times
                 .front()
                 .is_some_and(|t| now.duration_since(*t) >= self.window)
-                || times.len() > self.max_failures
+                || times.len() > limit
             {
                 times.pop_front();
             }
@@ -125,7 +139,7 @@ mod tests {
 
     #[test]
     fn the_sixth_attempt_after_five_failures_waits_for_the_window() {
-        let throttle = LoginThrottle::new(5, WINDOW);
+        let throttle = LoginThrottle::new(5, 5, WINDOW);
         let start = Instant::now();
         for i in 0..5 {
             assert_eq!(
@@ -148,7 +162,7 @@ mod tests {
 
     #[test]
     fn the_username_is_limited_from_any_address_and_the_address_for_any_username() {
-        let throttle = LoginThrottle::new(2, WINDOW);
+        let throttle = LoginThrottle::new(2, 2, WINDOW);
         let now = Instant::now();
         throttle.record_failure_at("Ada ", Some("10.0.0.1".parse().unwrap()), now);
         throttle.record_failure_at("ada", Some("10.0.0.2".parse().unwrap()), now);
@@ -169,8 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn an_address_gets_its_own_higher_limit() {
+        let throttle = LoginThrottle::new(2, 4, WINDOW);
+        let now = Instant::now();
+        for n in 0..3 {
+            throttle.record_failure_at(&format!("user{n}"), localhost(), now);
+        }
+        assert!(throttle.check_at("someone", localhost(), now).is_ok());
+        throttle.record_failure_at("user3", localhost(), now);
+        assert!(throttle.check_at("someone", localhost(), now).is_err());
+    }
+
+    #[test]
     fn a_success_clears_the_username_but_not_the_address() {
-        let throttle = LoginThrottle::new(2, WINDOW);
+        let throttle = LoginThrottle::new(2, 2, WINDOW);
         let now = Instant::now();
         throttle.record_failure_at("ada", localhost(), now);
         throttle.record_failure_at("ada", localhost(), now);
@@ -181,7 +207,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_by_recent_failures() {
-        let throttle = LoginThrottle::new(5, Duration::from_secs(1));
+        let throttle = LoginThrottle::new(5, 50, Duration::from_secs(1));
         let start = Instant::now();
         for i in 0..2000 {
             throttle.record_failure_at(&format!("user{i}"), None, start);

@@ -81,6 +81,7 @@ pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: frontend_dir(),
         login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
+        login_max_failures_per_address: gateway::config::DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS,
         login_window: Duration::from_secs(15 * 60),
         audit_retention: Duration::ZERO,
         http: HttpSettings::default(),

@@ -79,7 +79,8 @@ pub fn write_setting(
     name: &str,
     value: impl std::fmt::Display,
 ) -> std::fmt::Result {
-    writeln!(f, "  {name:<28} {value}")
+    // Wide enough for the longest name (HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS).
+    writeln!(f, "  {name:<40} {value}")
 }
 
 /// Hides a secret for printing: its length only.
