@@ -49,7 +49,10 @@ pub struct Patient {
     /// Medical record number: generated, unique, never changes.
     #[cfg_attr(feature = "openapi", schema(read_only, pattern = "^[0-9]{10}$"))]
     pub mrn: String,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     /// Not in the future, not before 1880-01-01.
     pub birth_date: NaiveDate,

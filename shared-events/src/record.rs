@@ -85,6 +85,7 @@ pub struct Diagnosis {
         schema(
             min_length = 1,
             max_length = 500,
+            pattern = r"\S",
             example = "Other seasonal allergic rhinitis"
         )
     )]
@@ -148,7 +149,10 @@ pub struct MedicalRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appointment_id: Option<Uuid>,
     pub kind: RecordKind,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub title: String,
     #[cfg_attr(feature = "openapi", schema(max_length = 20000))]
     pub body: Option<String>,

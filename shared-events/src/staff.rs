@@ -52,7 +52,10 @@ impl StaffRole {
 pub struct Staff {
     #[cfg_attr(feature = "openapi", schema(read_only))]
     pub id: Uuid,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     pub role: StaffRole,
     #[cfg_attr(feature = "openapi", schema(max_length = 200))]
