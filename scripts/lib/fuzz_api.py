@@ -172,7 +172,8 @@ def fuzz(schemathesis, base, token, role, examples, report_dir, config):
     for path in EXCLUDED_PATHS:
         command += ["--exclude-path", path]
     log(f"schemathesis as {role}: {examples} examples per operation")
-    run = subprocess.run(command, capture_output=True, text=True)
+    # In the data directory: schemathesis keeps a cache in its working directory.
+    run = subprocess.run(command, capture_output=True, text=True, cwd=report_dir)
     output = run.stdout + run.stderr
     tested = re.search(r"Tested:\s+(\d+)", output)
     generated = re.search(r"(\d+) generated", output)
