@@ -121,11 +121,12 @@ pub async fn call<T: Serialize>(
         outcome,
         status,
     };
+    // Only data about to be disclosed waits on the trail (see `audit`).
     audit(
         state,
         &access,
         &patients,
-        call.action.is_write() && result.is_ok(),
+        !call.action.is_write() && result.is_ok(),
     )
     .await?;
     result

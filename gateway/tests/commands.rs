@@ -358,3 +358,41 @@ async fn a_resource_whose_service_is_not_running_is_503_while_others_work() {
             .contains("staff service")
     );
 }
+
+#[tokio::test]
+async fn a_read_is_not_answered_when_its_audit_entry_cannot_be_stored_but_a_write_is() {
+    let gateway = gateway().await;
+    // A stream of that name that does not take the audit subjects: every audit append fails.
+    let js = gateway.state.jetstream();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: shared_events::subjects::AUDIT_STREAM.to_owned(),
+        subjects: vec!["elsewhere.audit.>".to_owned()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let token = gateway.token(StaffRole::Admin);
+    let read = gateway
+        .send(authorized(
+            "GET",
+            &format!("/api/patients/{}", Uuid::now_v7()),
+            &token,
+            None,
+        ))
+        .await;
+    assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(read.json().get("id").is_none(), "no data without its trail");
+    let write = gateway
+        .send(authorized(
+            "POST",
+            "/api/patients",
+            &token,
+            Some(json!({"name": "Ada"})),
+        ))
+        .await;
+    assert_eq!(
+        write.status,
+        StatusCode::CREATED,
+        "a change made is answered"
+    );
+}
