@@ -63,6 +63,13 @@ impl<'a> Call<'a> {
     }
 }
 
+/// A service's answer, read once: the bytes as sent and their JSON.
+#[derive(Debug)]
+pub struct Answer {
+    pub raw: Bytes,
+    pub json: Value,
+}
+
 /// Checks, sends and audits one command. `command` builds the body once the check is done;
 /// it gets the item's version when the check had to read the item (an update or delete under a
 /// condition), so the change applies to exactly the item that was checked.
@@ -71,20 +78,22 @@ pub async fn call<T: Serialize>(
     context: &CommandContext,
     call: Call<'_>,
     command: impl FnOnce(Option<i64>) -> T,
-) -> Result<Bytes, ApiError> {
+) -> Result<Answer, ApiError> {
     let mut patients: Vec<Uuid> = call.patient_id.into_iter().collect();
     let checked = check(state, context, &call, &mut patients).await;
     let result = match checked {
-        Ok(version) => {
-            send_command(
-                state.nats(),
-                call.resource.service,
-                call.action.command(),
-                context.headers(),
-                &command(version),
-            )
-            .await
-        }
+        Ok(version) => send_command(
+            state.nats(),
+            call.resource.service,
+            call.action.command(),
+            context.headers(),
+            &command(version),
+        )
+        .await
+        .and_then(|raw| {
+            let json = decode_reply(call.resource.service, &raw)?;
+            Ok(Answer { raw, json })
+        }),
         Err(error) => Err(error),
     };
     let outcome = match &result {
@@ -96,16 +105,14 @@ pub async fn call<T: Serialize>(
         Err(error) => error.status().as_u16(),
     };
     let mut entity_id = call.entity_id;
-    if let Ok(reply) = &result
-        && let Ok(answer) = decode_reply::<Value>(call.resource.service, reply)
-    {
+    if let Ok(Answer { json: answer, .. }) = &result {
         if call.action == Action::Create {
             entity_id = answer
                 .get("id")
                 .and_then(Value::as_str)
                 .and_then(|id| id.parse().ok());
         }
-        for patient in patients_in(call.resource.service, &answer) {
+        for patient in patients_in(call.resource.service, answer) {
             if !patients.contains(&patient) {
                 patients.push(patient);
             }

@@ -40,9 +40,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(nats: async_nats::Client, config: &Config) -> Self {
+        let jetstream = async_nats::jetstream::new(nats.clone());
         AppState {
-            jetstream: async_nats::jetstream::new(nats.clone()),
-            audit: Arc::new(AuditLog::new(nats.clone(), config.audit_retention)),
+            audit: Arc::new(AuditLog::new(jetstream.clone(), config.audit_retention)),
+            jetstream,
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
             revocations: Arc::new(Revocations::default()),

@@ -183,9 +183,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    pub fn new(nats: async_nats::Client, max_age: Duration) -> Self {
+    pub fn new(js: jetstream::Context, max_age: Duration) -> Self {
         AuditLog {
-            js: jetstream::new(nats),
+            js,
             stream_ready: OnceCell::new(),
             max_age,
         }

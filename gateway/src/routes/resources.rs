@@ -29,7 +29,7 @@ use crate::access::{self, Call};
 use crate::auth::Action;
 use crate::error::ApiError;
 use crate::extract::{JsonObject, PathId, entity_id, etag_of, expected_version};
-use crate::nats_call::{CommandContext, decode_reply};
+use crate::nats_call::CommandContext;
 use crate::state::AppState;
 
 /// A collection exposed under `/api/<path>` and owned by one service.
@@ -166,8 +166,9 @@ pub(super) async fn list_page(
     command: &ListQuery,
 ) -> Result<Response, ApiError> {
     let service = call.resource.service;
-    let reply = access::call(state, context, call, |_| command).await?;
-    let page: Page<Value> = decode_reply(service, &reply)?;
+    let answer = access::call(state, context, call, |_| command).await?;
+    let page: Page<Value> =
+        serde_json::from_value(answer.json).map_err(|e| ApiError::bad_gateway(service, e))?;
     let mut headers = HeaderMap::new();
     if let Some(link) = page
         .next_after
@@ -186,11 +187,11 @@ async fn create(
     fields: Map<String, Value>,
 ) -> Result<Response, ApiError> {
     let call = Call::new(resource, Action::Create).sending(&fields);
-    let reply = access::call(&state, &context, call, |_| Create {
+    let entity = access::call(&state, &context, call, |_| Create {
         fields: fields.clone(),
     })
-    .await?;
-    let entity: Value = decode_reply(resource.service, &reply)?;
+    .await?
+    .json;
     let mut response = entity_response(StatusCode::CREATED, &entity);
     if let Some(location) = entity
         .get("id")
@@ -210,8 +211,9 @@ async fn get_one(
 ) -> Result<Response, ApiError> {
     let id = entity_id(&raw, resource.noun)?;
     let call = Call::new(resource, Action::Get).on(id);
-    let reply = access::call(&state, &context, call, |_| GetById { id }).await?;
-    let entity: Value = decode_reply(resource.service, &reply)?;
+    let entity = access::call(&state, &context, call, |_| GetById { id })
+        .await?
+        .json;
     Ok(entity_response(StatusCode::OK, &entity))
 }
 
@@ -226,14 +228,14 @@ async fn update(
     let id = entity_id(&raw, resource.noun)?;
     let expected = expected_version(&headers)?;
     let call = Call::new(resource, Action::Update).on(id).sending(&fields);
-    let reply = access::call(&state, &context, call, |checked| Update {
+    let entity = access::call(&state, &context, call, |checked| Update {
         id,
         // The version a condition was checked against, unless the client named one.
         expected_version: expected.or(checked),
         fields: fields.clone(),
     })
-    .await?;
-    let entity: Value = decode_reply(resource.service, &reply)?;
+    .await?
+    .json;
     Ok(entity_response(StatusCode::OK, &entity))
 }
 
