@@ -34,6 +34,13 @@ async fn refused_soon(app: &TestApp, token: &str) -> Value {
     panic!("the token still works after 2 s");
 }
 
+async fn logout(app: &TestApp, token: &str) -> reqwest::Response {
+    app.api(Method::POST, "/auth/logout", token)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn login_token(app: &TestApp, username: &str, password: &str) -> String {
     let response = app.login(username, password).await;
     assert_eq!(response.status(), 200, "login {username}");
@@ -60,11 +67,7 @@ async fn logout_revokes_that_token_only() {
     let app = spawn_app().await;
     let first = app.admin_token().await;
     let second = app.admin_token().await;
-    let out = app
-        .api(Method::POST, "/auth/logout", &first)
-        .send()
-        .await
-        .unwrap();
+    let out = logout(&app, &first).await;
     assert_eq!(out.status(), 204);
     let refused = app
         .api(Method::GET, "/api/patients", &first)
@@ -79,11 +82,7 @@ async fn logout_revokes_that_token_only() {
     );
     assert_eq!(status_with(&app, &second).await, 200);
     // Logging out twice, or without a token, is refused like any other use of it.
-    let again = app
-        .api(Method::POST, "/auth/logout", &first)
-        .send()
-        .await
-        .unwrap();
+    let again = logout(&app, &first).await;
     assert_eq!(again.status(), 401);
     let anonymous = app.http.post(app.url("/auth/logout")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
@@ -101,11 +100,7 @@ async fn a_logout_reaches_another_gateway_through_nats() {
             .send()
     };
     assert_eq!(on_other(&token).await.unwrap().status(), 200);
-    let out = app
-        .api(Method::POST, "/auth/logout", &token)
-        .send()
-        .await
-        .unwrap();
+    let out = logout(&app, &token).await;
     assert_eq!(out.status(), 204);
     let mut status = 0;
     for _ in 0..100 {
@@ -279,11 +274,7 @@ async fn an_open_live_feed_ends_once_its_token_is_revoked() {
     assert_eq!(feed.status(), 200);
     let first = feed.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: ready"));
-    let out = app
-        .api(Method::POST, "/auth/logout", &token)
-        .send()
-        .await
-        .unwrap();
+    let out = logout(&app, &token).await;
     assert_eq!(out.status(), 204);
     // The next event is not sent: the feed ends instead.
     let other = app.admin_token().await;
