@@ -28,6 +28,7 @@ pub mod directory;
 pub mod event_stream;
 pub mod events;
 pub mod fields;
+pub mod group_commit;
 pub mod idempotency;
 pub mod listing;
 pub mod nats;

@@ -164,9 +164,15 @@ pub struct TestNatsServer {
 
 impl TestNatsServer {
     pub async fn start() -> Self {
+        Self::start_with_config(NATS_CONF).await
+    }
+
+    /// As [`Self::start`] with another configuration text (a benchmark's variant of
+    /// `nats.conf`); it must keep the users of `nats.conf`.
+    pub async fn start_with_config(config: &str) -> Self {
         let binary = NatsServerBinary::locate().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::tempdir().expect("temporary directory");
-        std::fs::write(dir.path().join("nats.conf"), NATS_CONF).expect("write nats.conf");
+        std::fs::write(dir.path().join("nats.conf"), config).expect("write nats.conf");
         let mut server = TestNatsServer {
             binary,
             port: free_port(),

@@ -65,7 +65,7 @@ impl CommandHandler for PatientCommands {
                 let details = PatientDetails::parse(&command.fields, now().date_naive())?;
                 let committed = self
                     .store
-                    .change(command.id, "updated", &context, |current| {
+                    .change(command.id, "updated", &context, move |current| {
                         domain::update(current, command.expected_version, details, now())
                     })
                     .await?;
@@ -77,7 +77,7 @@ impl CommandHandler for PatientCommands {
                 let command: Delete = decode(&payload)?;
                 let committed = self
                     .store
-                    .change(command.id, "deleted", &context, |current| {
+                    .change(command.id, "deleted", &context, move |current| {
                         domain::delete(current, command.expected_version, now()).map(Some)
                     })
                     .await?;

@@ -7,7 +7,7 @@ use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure}
 use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
-use kit::sqlite::begin_write;
+use kit::group_commit::Writer;
 use shared_events::patient::{Patient, Sex};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -80,6 +80,8 @@ impl PatientRow {
 #[derive(Clone)]
 pub struct PatientStore {
     pool: SqlitePool,
+    /// Every change goes through the group committer (see `kit::group_commit`).
+    writer: Writer,
 }
 
 /// A committed change: the new state and the event to publish.
@@ -90,7 +92,10 @@ pub struct Committed {
 
 impl PatientStore {
     pub fn new(pool: SqlitePool) -> Self {
-        PatientStore { pool }
+        PatientStore {
+            writer: Writer::start(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -152,24 +157,28 @@ impl PatientStore {
         patient: &Patient,
         context: &RequestContext,
     ) -> Result<OutboxRow, sqlx::Error> {
-        let mut tx = begin_write(&self.pool).await?;
-        write_row(&mut tx, patient, true).await?;
-        PATIENTS
-            .index_name(&mut tx, patient.id, &patient.name)
-            .await?;
-        let event = new_event(
-            Aggregate::Patient,
-            patient.id,
-            patient.version,
-            "created",
-            context,
-            patient.updated_at,
-            patient,
-        );
-        let row = outbox::append(&mut tx, &event).await?;
-        idempotency::remember(&mut tx, context, patient).await?;
-        tx.commit().await?;
-        Ok(row)
+        let patient = patient.clone();
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    write_row(conn, &patient, true).await?;
+                    PATIENTS.index_name(conn, patient.id, &patient.name).await?;
+                    let event = new_event(
+                        Aggregate::Patient,
+                        patient.id,
+                        patient.version,
+                        "created",
+                        &context,
+                        patient.updated_at,
+                        &patient,
+                    );
+                    let row = outbox::append(conn, &event).await?;
+                    idempotency::remember(conn, &context, &patient).await?;
+                    Ok(row)
+                })
+            })
+            .await
     }
 
     /// Loads a live patient, lets `decide` produce its next state (or `None` for no change), and
@@ -178,51 +187,65 @@ impl PatientStore {
     pub async fn change(
         &self,
         id: Uuid,
-        verb: &str,
+        verb: &'static str,
         context: &RequestContext,
-        decide: impl FnOnce(&Patient) -> Result<Option<Patient>, ServiceError>,
+        decide: impl FnOnce(&Patient) -> Result<Option<Patient>, ServiceError> + Send + 'static,
     ) -> Result<Committed, ServiceError> {
-        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let row: Option<PatientRow> = PATIENTS
-            .live_row(&mut *tx, id)
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row: Option<PatientRow> = PATIENTS
+                        .live_row(&mut *conn, id)
+                        .await
+                        .map_err(storage_failure)?;
+                    let current = row
+                        .ok_or_else(|| ServiceError::not_found("patient"))?
+                        .into_patient()
+                        .map_err(storage_failure)?;
+                    let Some(next) = decide(&current)? else {
+                        return Ok(Committed {
+                            patient: current,
+                            event: None,
+                        });
+                    };
+                    let event = store_change(conn, &current, &next, verb, &context)
+                        .await
+                        .map_err(storage_failure)?;
+                    Ok(Committed {
+                        patient: next,
+                        event: Some(event),
+                    })
+                })
+            })
             .await
-            .map_err(storage_failure)?;
-        let current = row
-            .ok_or_else(|| ServiceError::not_found("patient"))?
-            .into_patient()
-            .map_err(storage_failure)?;
-        let Some(next) = decide(&current)? else {
-            return Ok(Committed {
-                patient: current,
-                event: None,
-            });
-        };
-        let event = async {
-            write_row(&mut tx, &next, false).await?;
-            if next.name != current.name {
-                PATIENTS.index_name(&mut tx, next.id, &next.name).await?;
-            }
-            let event = new_event(
-                Aggregate::Patient,
-                next.id,
-                next.version,
-                verb,
-                context,
-                next.updated_at,
-                &next,
-            );
-            let row = outbox::append(&mut tx, &event).await?;
-            idempotency::remember(&mut tx, context, &next).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(row)
-        }
-        .await
-        .map_err(storage_failure)?;
-        Ok(Committed {
-            patient: next,
-            event: Some(event),
-        })
     }
+}
+
+/// Writes `next` over `current` with its `verb` event.
+async fn store_change(
+    conn: &mut SqliteConnection,
+    current: &Patient,
+    next: &Patient,
+    verb: &str,
+    context: &RequestContext,
+) -> Result<OutboxRow, sqlx::Error> {
+    write_row(conn, next, false).await?;
+    if next.name != current.name {
+        PATIENTS.index_name(conn, next.id, &next.name).await?;
+    }
+    let event = new_event(
+        Aggregate::Patient,
+        next.id,
+        next.version,
+        verb,
+        context,
+        next.updated_at,
+        next,
+    );
+    let row = outbox::append(conn, &event).await?;
+    idempotency::remember(conn, context, next).await?;
+    Ok(row)
 }
 
 pub(crate) async fn write_row(
