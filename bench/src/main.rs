@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use load::{Load, Outcome};
-use report::{Results, Run, ScalePoint, Target};
+use report::{Memory, Results, Run, ScalePoint, Target};
 use system::System;
 
 #[derive(Debug, Parser)]
@@ -259,18 +259,24 @@ fn ceiling_fixtures(dir: &Path, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resident memory of every process of the system, now.
-fn memory_now(system: &System) -> Vec<(String, u64)> {
+/// Memory of every process of the system, now.
+fn memory_now(system: &System) -> Vec<Memory> {
     system
         .processes()
         .into_iter()
-        .filter_map(|p| Some((p.name, system::resident_bytes(p.pid)?)))
+        .filter_map(|p| {
+            Some(Memory {
+                resident: system::resident_bytes(p.pid)?,
+                proportional: system::proportional_bytes(p.pid)?,
+                process: p.name,
+            })
+        })
         .collect()
 }
 
 /// Samples the system's memory four times a second and keeps each process's highest figure.
 struct MemorySampler {
-    peaks: Arc<Mutex<BTreeMap<String, u64>>>,
+    peaks: Arc<Mutex<BTreeMap<String, Memory>>>,
     stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -286,11 +292,20 @@ impl MemorySampler {
             async move {
                 while !stop.is_cancelled() {
                     for p in &processes {
-                        if let Some(bytes) = system::resident_bytes(p.pid) {
-                            let mut peaks = peaks.lock().expect("not poisoned");
-                            let peak = peaks.entry(p.name.clone()).or_insert(0);
-                            *peak = (*peak).max(bytes);
-                        }
+                        let (Some(resident), Some(proportional)) = (
+                            system::resident_bytes(p.pid),
+                            system::proportional_bytes(p.pid),
+                        ) else {
+                            continue;
+                        };
+                        let mut peaks = peaks.lock().expect("not poisoned");
+                        let peak = peaks.entry(p.name.clone()).or_insert(Memory {
+                            process: p.name.clone(),
+                            resident: 0,
+                            proportional: 0,
+                        });
+                        peak.resident = peak.resident.max(resident);
+                        peak.proportional = peak.proportional.max(proportional);
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -299,11 +314,11 @@ impl MemorySampler {
         MemorySampler { peaks, stop, task }
     }
 
-    async fn stop(self) -> Vec<(String, u64)> {
+    async fn stop(self) -> Vec<Memory> {
         self.stop.cancel();
         let _ = self.task.await;
         let peaks = self.peaks.lock().expect("not poisoned");
-        peaks.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        peaks.values().cloned().collect()
     }
 }
 
@@ -366,12 +381,17 @@ fn targets(results: &Results) -> Vec<Target> {
             met: replay.rebuild_per_second >= 50_000.0,
         });
     }
-    let idle: u64 = results.memory_idle.iter().map(|(_, b)| b).sum();
+    let proportional: u64 = results.memory_idle.iter().map(|m| m.proportional).sum();
+    let resident: u64 = results.memory_idle.iter().map(|m| m.resident).sum();
     targets.push(Target {
-        what: "whole system idle resident memory".into(),
+        what: "whole system idle memory".into(),
         wanted: "≤ 100 MB".into(),
-        measured: format!("{:.1} MB", idle as f64 / 1e6),
-        met: idle <= 100_000_000,
+        measured: format!(
+            "{:.1} MB (sum of PSS; the sum of RSS, which counts the shared binary once per process, is {:.1} MB)",
+            proportional as f64 / 1e6,
+            resident as f64 / 1e6
+        ),
+        met: proportional <= 100_000_000,
     });
     targets
 }

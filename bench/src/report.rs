@@ -35,6 +35,16 @@ pub struct ScalePoint {
     pub search: Outcome,
 }
 
+/// The memory of one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub process: String,
+    /// VmRSS, bytes.
+    pub resident: u64,
+    /// Pss, bytes: shared pages divided among the processes sharing them.
+    pub proportional: u64,
+}
+
 /// A target of issue #7 and whether this run met it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -54,8 +64,8 @@ pub struct Results {
     pub scale_connections: u32,
     pub scale: Vec<ScalePoint>,
     pub replay: Vec<ReplayFigures>,
-    pub memory_idle: Vec<(String, u64)>,
-    pub memory_load: Vec<(String, u64)>,
+    pub memory_idle: Vec<Memory>,
+    pub memory_load: Vec<Memory>,
     pub targets: Vec<Target>,
 }
 
@@ -88,13 +98,19 @@ fn run_table(out: &mut String, runs: &[Run]) {
     }
 }
 
-fn memory_table(out: &mut String, rows: &[(String, u64)]) {
-    let total: u64 = rows.iter().map(|(_, bytes)| bytes).sum();
-    out.push_str("| process | resident MiB |\n|---|---:|\n");
-    for (name, bytes) in rows {
-        let _ = writeln!(out, "| {name} | {} |", mib(*bytes));
+fn memory_table(out: &mut String, rows: &[Memory]) {
+    out.push_str("| process | RSS MiB | PSS MiB |\n|---|---:|---:|\n");
+    for m in rows {
+        let _ = writeln!(out, "| {} | {} | {} |", m.process, mib(m.resident), mib(m.proportional));
     }
-    let _ = writeln!(out, "| **whole system** | **{}** |", mib(total));
+    let resident: u64 = rows.iter().map(|m| m.resident).sum();
+    let proportional: u64 = rows.iter().map(|m| m.proportional).sum();
+    let _ = writeln!(
+        out,
+        "| **whole system** | **{}** | **{}** |",
+        mib(resident),
+        mib(proportional)
+    );
 }
 
 impl Results {
@@ -158,7 +174,7 @@ impl Results {
             );
         }
 
-        out.push_str("\n## Memory\n\nResident memory (VmRSS) of every process of `hospital up`.\n\n### Idle (seeded, no load)\n\n");
+        out.push_str("\n## Memory\n\nEvery process of `hospital up`: RSS (VmRSS) and PSS (shared pages, such as the one `hospital` binary all components run, divided among the processes that share them; the sum of PSS is the memory the system takes).\n\n### Idle (seeded, no load)\n\n");
         memory_table(&mut out, &self.memory_idle);
         out.push_str("\n### Under load (the highest sample during the mixed workload at 64 connections)\n\n");
         memory_table(&mut out, &self.memory_load);
@@ -341,7 +357,18 @@ mod tests {
                 list: outcome(900, 2_000),
                 search: outcome(800, 2_500),
             }],
-            memory_idle: vec![("gateway".into(), 10 * 1024 * 1024), ("patient".into(), 5 * 1024 * 1024)],
+            memory_idle: vec![
+                Memory {
+                    process: "gateway".into(),
+                    resident: 10 * 1024 * 1024,
+                    proportional: 4 * 1024 * 1024,
+                },
+                Memory {
+                    process: "patient".into(),
+                    resident: 5 * 1024 * 1024,
+                    proportional: 2 * 1024 * 1024,
+                },
+            ],
             targets: vec![Target {
                 what: "x".into(),
                 wanted: "y".into(),
@@ -352,7 +379,7 @@ mod tests {
         };
         let md = results.markdown("latest.svg");
         assert!(md.contains("| GET /api/patients/{id} | 64 | 15000 | 75% | 3.00 | 6.00 | 12.00 | 15000 | 0 |"), "{md}");
-        assert!(md.contains("| **whole system** | **15.0** |"), "{md}");
+        assert!(md.contains("| **whole system** | **15.0** | **6.0** |"), "{md}");
         assert!(md.contains("| x | y | z | **no** |"), "{md}");
         let svg = results.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

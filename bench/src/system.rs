@@ -156,6 +156,16 @@ fn component_name(pid: u32) -> String {
     }
 }
 
+/// Proportional memory of a process, in bytes (`Pss`): its private pages plus its share of
+/// pages it shares with others. The components are one `hospital` binary run five times, so
+/// its code is in every process's RSS but in memory once; PSS counts it once in the sum.
+pub fn proportional_bytes(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Resident memory of a process, in bytes (`VmRSS`).
 pub fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

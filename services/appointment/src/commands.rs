@@ -78,7 +78,7 @@ impl CommandHandler for AppointmentCommands {
                 }
                 let committed = self
                     .store
-                    .change(command.id, &context, |current| {
+                    .change(command.id, &context, move |current| {
                         domain::revise(current, command.expected_version, &changes, now())
                     })
                     .await?;
@@ -90,7 +90,7 @@ impl CommandHandler for AppointmentCommands {
                 let command: Delete = decode(&payload)?;
                 let committed = self
                     .store
-                    .change(command.id, &context, |current| {
+                    .change(command.id, &context, move |current| {
                         domain::cancel(current, command.expected_version, None, now())
                     })
                     .await?;

@@ -10,7 +10,7 @@ use kit::events::{format_timestamp, new_event, storage_failure};
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
-use kit::sqlite::begin_write;
+use kit::group_commit::Writer;
 use shared_events::appointment::Appointment;
 use shared_events::staff::StaffRole;
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
@@ -34,6 +34,8 @@ const OVERLAP_TRIGGER: &str = "appointment overlap";
 #[derive(Clone)]
 pub struct AppointmentStore {
     pool: SqlitePool,
+    /// Every change goes through the group committer (see `kit::group_commit`).
+    writer: Writer,
 }
 
 /// A committed change: the new state and the event to publish (none when nothing changed).
@@ -44,7 +46,10 @@ pub struct Committed {
 
 impl AppointmentStore {
     pub fn new(pool: SqlitePool) -> Self {
-        AppointmentStore { pool }
+        AppointmentStore {
+            writer: Writer::start(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -123,24 +128,28 @@ impl AppointmentStore {
         appointment: Appointment,
         context: &RequestContext,
     ) -> Result<Committed, ServiceError> {
-        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        check_people(&mut tx, &appointment).await?;
-        refuse_double_booking(&mut tx, &appointment).await?;
-        write_row(&mut tx, &appointment, true)
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    check_people(conn, &appointment).await?;
+                    refuse_double_booking(conn, &appointment).await?;
+                    write_row(conn, &appointment, true)
+                        .await
+                        .map_err(write_failure)?;
+                    let event = append_event(conn, &appointment, CREATED, &context)
+                        .await
+                        .map_err(storage_failure)?;
+                    idempotency::remember(conn, &context, &appointment)
+                        .await
+                        .map_err(storage_failure)?;
+                    Ok(Committed {
+                        appointment,
+                        event: Some(event),
+                    })
+                })
+            })
             .await
-            .map_err(write_failure)?;
-        let event = async {
-            let row = append_event(&mut tx, &appointment, CREATED, context).await?;
-            idempotency::remember(&mut tx, context, &appointment).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(row)
-        }
-        .await
-        .map_err(storage_failure)?;
-        Ok(Committed {
-            appointment,
-            event: Some(event),
-        })
     }
 
     /// Loads an appointment, lets `decide` produce its next state (or `None` for no change),
@@ -150,40 +159,45 @@ impl AppointmentStore {
         &self,
         id: Uuid,
         context: &RequestContext,
-        decide: impl FnOnce(&Appointment) -> Result<Option<Revision>, ServiceError>,
+        decide: impl FnOnce(&Appointment) -> Result<Option<Revision>, ServiceError> + Send + 'static,
     ) -> Result<Committed, ServiceError> {
-        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
-        let row: Option<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
+                    let row: Option<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(storage_failure)?;
+                    let current = row
+                        .ok_or_else(|| ServiceError::not_found("appointment"))?
+                        .into_appointment()
+                        .map_err(storage_failure)?;
+                    let Some(revision) = decide(&current)? else {
+                        return Ok(Committed {
+                            appointment: current,
+                            event: None,
+                        });
+                    };
+                    if revision.claims_slot {
+                        check_people(conn, &revision.appointment).await?;
+                        refuse_double_booking(conn, &revision.appointment).await?;
+                    }
+                    let event = record_revision(conn, &revision, &context)
+                        .await
+                        .map_err(write_failure)?;
+                    idempotency::remember(conn, &context, &revision.appointment)
+                        .await
+                        .map_err(storage_failure)?;
+                    Ok(Committed {
+                        appointment: revision.appointment,
+                        event: Some(event),
+                    })
+                })
+            })
             .await
-            .map_err(storage_failure)?;
-        let current = row
-            .ok_or_else(|| ServiceError::not_found("appointment"))?
-            .into_appointment()
-            .map_err(storage_failure)?;
-        let Some(revision) = decide(&current)? else {
-            return Ok(Committed {
-                appointment: current,
-                event: None,
-            });
-        };
-        if revision.claims_slot {
-            check_people(&mut tx, &revision.appointment).await?;
-            refuse_double_booking(&mut tx, &revision.appointment).await?;
-        }
-        let event = record_revision(&mut tx, &revision, context)
-            .await
-            .map_err(write_failure)?;
-        idempotency::remember(&mut tx, context, &revision.appointment)
-            .await
-            .map_err(storage_failure)?;
-        tx.commit().await.map_err(storage_failure)?;
-        Ok(Committed {
-            appointment: revision.appointment,
-            event: Some(event),
-        })
     }
 }
 

@@ -3,14 +3,16 @@
 //! A command appends its event to the `outbox` table in the same transaction as its change
 //! ([`append`]). After the commit, the handler asks the [`EventPublisher`] to publish those
 //! events at once (so the event is normally in the stream before the client sees 2xx); the row is
-//! deleted on JetStream's acknowledgement. Whatever is left (NATS was down, the process died
+//! deleted after JetStream's acknowledgement, off the request's path and many rows per
+//! transaction ([`Forgetter`]): one fsync'd delete per event would halve a service's writes. Whatever is left (NATS was down, the process died
 //! between commit and publish) is published by the [`OutboxRelay`] at start and on a timer.
 //! `Nats-Msg-Id` = event id, so a repeat is dropped by the stream's duplicate window.
 //!
 //! Every service's migrations create the same table:
 //! `outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, subject TEXT, payload TEXT, created_at TEXT)`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -61,12 +63,14 @@ pub struct EventPublisher {
     pool: SqlitePool,
     /// Wakes the relay when a publish failed, so it retries without waiting for its timer.
     wake_relay: Arc<Notify>,
+    forgetter: Forgetter,
 }
 
 impl EventPublisher {
     pub fn new(js: jetstream::Context, pool: SqlitePool) -> Self {
         EventPublisher {
             js,
+            forgetter: Forgetter::new(pool.clone()),
             pool,
             wake_relay: Arc::new(Notify::new()),
         }
@@ -95,8 +99,8 @@ impl EventPublisher {
         crate::command::to_json(state)
     }
 
-    /// Publishes `rows` in order with pipelined acknowledgements and deletes each acknowledged
-    /// row. Returns the first error; rows not acknowledged stay in the outbox.
+    /// Publishes `rows` in order with pipelined acknowledgements and has the acknowledged rows
+    /// deleted. Returns the first error; rows not acknowledged stay in the outbox.
     async fn publish(&self, rows: &[OutboxRow]) -> Result<usize, async_nats::Error> {
         let mut pending_acks = Vec::with_capacity(rows.len());
         for row in rows {
@@ -108,16 +112,26 @@ impl EventPublisher {
                 .await?;
             pending_acks.push((row, ack));
         }
-        let mut published = 0;
+        let mut acknowledged = Vec::with_capacity(pending_acks.len());
+        let mut outcome = Ok(());
         for (row, ack) in pending_acks {
-            ack.await?;
-            sqlx::query("DELETE FROM outbox WHERE event_id = $1")
-                .bind(&row.event_id)
-                .execute(&self.pool)
-                .await?;
-            published += 1;
+            match ack.await {
+                Ok(_) => acknowledged.push(row.event_id.clone()),
+                Err(error) => {
+                    outcome = Err(error.into());
+                    break;
+                }
+            }
         }
-        Ok(published)
+        let published = acknowledged.len();
+        self.forgetter.forget(acknowledged);
+        outcome.map(|()| published)
+    }
+
+    /// Waits until every acknowledged row handed to the deleter so far is deleted (tests, and
+    /// a clean stop).
+    pub async fn settled(&self) {
+        self.forgetter.settled().await;
     }
 
     /// The oldest rows still waiting, at most `limit`.
@@ -139,6 +153,10 @@ impl EventPublisher {
 
     /// Publishes everything the outbox holds. Returns how many events were published.
     pub async fn drain(&self) -> Result<usize, async_nats::Error> {
+        // Rows already acknowledged are deleted first, so they are not published again (for at
+        // most a second: under sustained load the deleter is never idle, and a duplicate is
+        // only dropped by the stream).
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.forgetter.settled()).await;
         const BATCH: i64 = 256;
         let mut total = 0;
         loop {
@@ -152,6 +170,94 @@ impl EventPublisher {
             }
         }
     }
+}
+
+/// Deletes acknowledged outbox rows in the background, all that have piled up in one
+/// transaction: under load one delete (and one fsync) serves many events. A row whose delete is
+/// lost (the process died first) is published again by the relay and dropped by the stream's
+/// duplicate window (`Nats-Msg-Id`).
+#[derive(Clone)]
+struct Forgetter {
+    pool: SqlitePool,
+    shared: Arc<ForgetterState>,
+}
+
+#[derive(Default)]
+struct ForgetterState {
+    waiting: Mutex<Vec<String>>,
+    /// Whether a deleting task is running.
+    running: AtomicBool,
+    /// Signalled whenever the deleting task finds nothing left to delete.
+    idle: Notify,
+}
+
+impl Forgetter {
+    fn new(pool: SqlitePool) -> Self {
+        Forgetter {
+            pool,
+            shared: Arc::default(),
+        }
+    }
+
+    fn forget(&self, event_ids: Vec<String>) {
+        if event_ids.is_empty() {
+            return;
+        }
+        self.shared
+            .waiting
+            .lock()
+            .expect("not poisoned")
+            .extend(event_ids);
+        if !self.shared.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().delete_until_empty());
+        }
+    }
+
+    async fn delete_until_empty(self) {
+        loop {
+            let batch = std::mem::take(&mut *self.shared.waiting.lock().expect("not poisoned"));
+            if batch.is_empty() {
+                self.shared.running.store(false, Ordering::Release);
+                // A row added between the take and the store above would be stranded: look
+                // again, and carry on unless another task has started meanwhile.
+                let more = !self.shared.waiting.lock().expect("not poisoned").is_empty();
+                if more && !self.shared.running.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                self.shared.idle.notify_waiters();
+                return;
+            }
+            if let Err(error) = delete_rows(&self.pool, &batch).await {
+                // Not lost: the rows stay in the outbox and the relay publishes them again
+                // (the stream drops the duplicates).
+                tracing::warn!(%error, rows = batch.len(), "could not delete published outbox rows");
+            }
+        }
+    }
+
+    async fn settled(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            if !self.shared.running.load(Ordering::Acquire) {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+async fn delete_rows(pool: &SqlitePool, event_ids: &[String]) -> Result<(), sqlx::Error> {
+    let mut tx = crate::sqlite::begin_write(pool).await?;
+    for chunk in event_ids.chunks(500) {
+        let mut delete = sqlx::QueryBuilder::new("DELETE FROM outbox WHERE event_id IN (");
+        let mut ids = delete.separated(", ");
+        for id in chunk {
+            ids.push_bind(id);
+        }
+        delete.push(")");
+        delete.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await
 }
 
 /// Publishes what the outbox still holds: at start, when a publish failed, and on a timer.

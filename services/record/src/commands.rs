@@ -100,7 +100,7 @@ impl CommandHandler for RecordCommands {
                 }
                 let committed = self
                     .store
-                    .change(command.id, Change::Amended, &context, |current| {
+                    .change(command.id, Change::Amended, &context, move |current| {
                         domain::amend(current, command.expected_version, request, now())
                     })
                     .await?;
@@ -113,7 +113,7 @@ impl CommandHandler for RecordCommands {
                 self.author(&context).await?;
                 let committed = self
                     .store
-                    .change(command.id, Change::EnteredInError, &context, |current| {
+                    .change(command.id, Change::EnteredInError, &context, move |current| {
                         domain::enter_in_error(current, command.expected_version, now()).map(Some)
                     })
                     .await?;

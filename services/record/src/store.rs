@@ -7,7 +7,7 @@ use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure}
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
-use kit::sqlite::begin_write;
+use kit::group_commit::Writer;
 use serde::Serialize;
 use shared_events::record::{MedicalRecord, RecordKind, RecordStatus, RecordVersion};
 use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
@@ -81,6 +81,8 @@ impl RecordRow {
 #[derive(Clone)]
 pub struct RecordStore {
     pool: SqlitePool,
+    /// Every change goes through the group committer (see `kit::group_commit`).
+    writer: Writer,
 }
 
 /// A committed change: the new state and the event to publish (none when nothing changed).
@@ -91,7 +93,10 @@ pub struct Committed {
 
 impl RecordStore {
     pub fn new(pool: SqlitePool) -> Self {
-        RecordStore { pool }
+        RecordStore {
+            writer: Writer::start(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -159,19 +164,23 @@ impl RecordStore {
         record: MedicalRecord,
         context: &RequestContext,
     ) -> Result<Committed, ServiceError> {
-        let event = async {
-            let mut tx = begin_write(&self.pool).await?;
-            let event = write_change(&mut tx, &record, Change::Created, context).await?;
-            idempotency::remember(&mut tx, context, &record).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(event)
-        }
-        .await
-        .map_err(storage_failure)?;
-        Ok(Committed {
-            record,
-            event: Some(event),
-        })
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let event = write_change(conn, &record, Change::Created, &context)
+                        .await
+                        .map_err(storage_failure)?;
+                    idempotency::remember(conn, &context, &record)
+                        .await
+                        .map_err(storage_failure)?;
+                    Ok(Committed {
+                        record,
+                        event: Some(event),
+                    })
+                })
+            })
+            .await
     }
 
     /// Loads a record, lets `decide` produce its next state (or `None` for no change), and stores
@@ -182,37 +191,43 @@ impl RecordStore {
         id: Uuid,
         change: Change,
         context: &RequestContext,
-        decide: impl FnOnce(&MedicalRecord) -> Result<Option<MedicalRecord>, ServiceError>,
+        decide: impl FnOnce(&MedicalRecord) -> Result<Option<MedicalRecord>, ServiceError>
+        + Send
+        + 'static,
     ) -> Result<Committed, ServiceError> {
-        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let sql = format!("SELECT {COLUMNS} FROM records WHERE id = $1");
-        let row: Option<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let sql = format!("SELECT {COLUMNS} FROM records WHERE id = $1");
+                    let row: Option<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err(storage_failure)?;
+                    let current = row
+                        .ok_or_else(|| ServiceError::not_found("record"))?
+                        .into_record()
+                        .map_err(storage_failure)?;
+                    let Some(next) = decide(&current)? else {
+                        return Ok(Committed {
+                            record: current,
+                            event: None,
+                        });
+                    };
+                    let event = write_change(conn, &next, change, &context)
+                        .await
+                        .map_err(storage_failure)?;
+                    idempotency::remember(conn, &context, &next)
+                        .await
+                        .map_err(storage_failure)?;
+                    Ok(Committed {
+                        record: next,
+                        event: Some(event),
+                    })
+                })
+            })
             .await
-            .map_err(storage_failure)?;
-        let current = row
-            .ok_or_else(|| ServiceError::not_found("record"))?
-            .into_record()
-            .map_err(storage_failure)?;
-        let Some(next) = decide(&current)? else {
-            return Ok(Committed {
-                record: current,
-                event: None,
-            });
-        };
-        let event = async {
-            let event = write_change(&mut tx, &next, change, context).await?;
-            idempotency::remember(&mut tx, context, &next).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(event)
-        }
-        .await
-        .map_err(storage_failure)?;
-        Ok(Committed {
-            record: next,
-            event: Some(event),
-        })
     }
 }
 

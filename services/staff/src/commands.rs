@@ -83,7 +83,7 @@ impl CommandHandler for StaffCommands {
                 };
                 let committed = self
                     .store
-                    .change(command.id, verb, &context, |current| {
+                    .change(command.id, verb, &context, move |current| {
                         let decided =
                             domain::update(current, command.expected_version, &details, now())?;
                         Ok(decided
@@ -98,7 +98,7 @@ impl CommandHandler for StaffCommands {
                 let command: Delete = decode(&payload)?;
                 let committed = self
                     .store
-                    .change(command.id, "deleted", &context, |current| {
+                    .change(command.id, "deleted", &context, move |current| {
                         let (staff, password) =
                             domain::delete(current, command.expected_version, now())?;
                         Ok(Some((staff, hash_update(password, &None))))
@@ -188,7 +188,7 @@ impl StaffCommands {
         let hash = passwords::hash(command.new_password).await?;
         let committed = self
             .store
-            .change(staff_id, PASSWORD_CHANGED, context, |current| {
+            .change(staff_id, PASSWORD_CHANGED, context, move |current| {
                 let mut next = current.clone();
                 next.version += 1;
                 next.updated_at = now().max(current.updated_at);

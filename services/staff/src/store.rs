@@ -6,7 +6,7 @@ use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure}
 use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
-use kit::sqlite::begin_write;
+use kit::group_commit::Writer;
 use shared_events::staff::{Staff, StaffRole};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{SqliteConnection, SqlitePool};
@@ -93,11 +93,16 @@ pub struct Account {
 #[derive(Clone)]
 pub struct StaffStore {
     pool: SqlitePool,
+    /// Every change goes through the group committer (see `kit::group_commit`).
+    writer: Writer,
 }
 
 impl StaffStore {
     pub fn new(pool: SqlitePool) -> Self {
-        StaffStore { pool }
+        StaffStore {
+            writer: Writer::start(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -165,36 +170,21 @@ impl StaffStore {
         password_hash: Option<String>,
         context: &RequestContext,
     ) -> Result<Committed, ServiceError> {
-        let event = async {
-            let mut tx = begin_write(&self.pool).await?;
-            write_row(
-                &mut tx,
-                &staff,
-                &password_hash.map_or(HashUpdate::Keep, HashUpdate::Set),
-                true,
-            )
-            .await?;
-            STAFF.index_name(&mut tx, staff.id, &staff.name).await?;
-            let event = new_event(
-                Aggregate::Staff,
-                staff.id,
-                1,
-                "created",
-                context,
-                staff.updated_at,
-                &staff,
-            );
-            let row = outbox::append(&mut tx, &event).await?;
-            idempotency::remember(&mut tx, context, &staff).await?;
-            tx.commit().await?;
-            Ok(row)
-        }
-        .await
-        .map_err(|e| username_conflict(e, staff.username.as_deref()))?;
-        Ok(Committed {
-            staff,
-            event: Some(event),
-        })
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let hash = password_hash.map_or(HashUpdate::Keep, HashUpdate::Set);
+                    let event = insert_staff(conn, &staff, &hash, &context)
+                        .await
+                        .map_err(|e| username_conflict(e, staff.username.as_deref()))?;
+                    Ok(Committed {
+                        staff,
+                        event: Some(event),
+                    })
+                })
+            })
+            .await
     }
 
     /// Loads a live staff member, lets `decide` produce the next state, and stores it with a
@@ -202,51 +192,89 @@ impl StaffStore {
     pub async fn change(
         &self,
         id: Uuid,
-        verb: &str,
+        verb: &'static str,
         context: &RequestContext,
-        decide: impl FnOnce(&Staff) -> Result<Option<(Staff, HashUpdate)>, ServiceError>,
+        decide: impl FnOnce(&Staff) -> Result<Option<(Staff, HashUpdate)>, ServiceError>
+        + Send
+        + 'static,
     ) -> Result<Committed, ServiceError> {
-        let mut tx = begin_write(&self.pool).await.map_err(storage_failure)?;
-        let row: Option<StaffRow> = STAFF
-            .live_row(&mut *tx, id)
+        let context = context.clone();
+        self.writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row: Option<StaffRow> = STAFF
+                        .live_row(&mut *conn, id)
+                        .await
+                        .map_err(storage_failure)?;
+                    let current = row
+                        .ok_or_else(|| ServiceError::not_found("staff member"))?
+                        .into_staff()
+                        .map_err(storage_failure)?;
+                    let Some((next, hash)) = decide(&current)? else {
+                        return Ok(Committed {
+                            staff: current,
+                            event: None,
+                        });
+                    };
+                    let event = update_staff(conn, &current, &next, &hash, verb, &context)
+                        .await
+                        .map_err(|e| username_conflict(e, next.username.as_deref()))?;
+                    Ok(Committed {
+                        staff: next,
+                        event: Some(event),
+                    })
+                })
+            })
             .await
-            .map_err(storage_failure)?;
-        let current = row
-            .ok_or_else(|| ServiceError::not_found("staff member"))?
-            .into_staff()
-            .map_err(storage_failure)?;
-        let Some((next, hash)) = decide(&current)? else {
-            return Ok(Committed {
-                staff: current,
-                event: None,
-            });
-        };
-        let event = async {
-            write_row(&mut tx, &next, &hash, false).await?;
-            if next.name != current.name {
-                STAFF.index_name(&mut tx, next.id, &next.name).await?;
-            }
-            let event = new_event(
-                Aggregate::Staff,
-                next.id,
-                next.version,
-                verb,
-                context,
-                next.updated_at,
-                &next,
-            );
-            let row = outbox::append(&mut tx, &event).await?;
-            idempotency::remember(&mut tx, context, &next).await?;
-            tx.commit().await?;
-            Ok(row)
-        }
-        .await
-        .map_err(|e| username_conflict(e, next.username.as_deref()))?;
-        Ok(Committed {
-            staff: next,
-            event: Some(event),
-        })
     }
+}
+
+async fn insert_staff(
+    conn: &mut SqliteConnection,
+    staff: &Staff,
+    hash: &HashUpdate,
+    context: &RequestContext,
+) -> Result<OutboxRow, sqlx::Error> {
+    write_row(conn, staff, hash, true).await?;
+    STAFF.index_name(conn, staff.id, &staff.name).await?;
+    let event = new_event(
+        Aggregate::Staff,
+        staff.id,
+        1,
+        "created",
+        context,
+        staff.updated_at,
+        staff,
+    );
+    let row = outbox::append(conn, &event).await?;
+    idempotency::remember(conn, context, staff).await?;
+    Ok(row)
+}
+
+async fn update_staff(
+    conn: &mut SqliteConnection,
+    current: &Staff,
+    next: &Staff,
+    hash: &HashUpdate,
+    verb: &str,
+    context: &RequestContext,
+) -> Result<OutboxRow, sqlx::Error> {
+    write_row(conn, next, hash, false).await?;
+    if next.name != current.name {
+        STAFF.index_name(conn, next.id, &next.name).await?;
+    }
+    let event = new_event(
+        Aggregate::Staff,
+        next.id,
+        next.version,
+        verb,
+        context,
+        next.updated_at,
+        next,
+    );
+    let row = outbox::append(conn, &event).await?;
+    idempotency::remember(conn, context, next).await?;
+    Ok(row)
 }
 
 /// A taken username is the client's conflict; anything else is ours.
