@@ -21,6 +21,9 @@ pub fn config(replicas: usize) -> stream::Config {
         num_replicas: replicas,
         duplicate_window: DUPLICATE_WINDOW,
         allow_direct: true,
+        // Lets publishers group messages into atomic batches (crate::batch_publish): a few
+        // fsyncs per batch instead of one per message.
+        allow_atomic_publish: true,
         ..Default::default()
     }
 }
@@ -31,6 +34,13 @@ pub async fn ensure(
     replicas: usize,
 ) -> Result<stream::Stream, async_nats::Error> {
     Ok(js.get_or_create_stream(config(replicas)).await?)
+}
+
+/// Whether the stream takes atomic batches. A stream created before the option (or by a server
+/// older than 2.12) does not, and [`ensure`] leaves it as it is: publishers then publish one
+/// message at a time.
+pub fn atomic_enabled(info: &stream::Info) -> bool {
+    info.config.allow_atomic_publish
 }
 
 /// `HOSPITAL_STREAM_REPLICAS` (default 1).
@@ -46,7 +56,14 @@ pub async fn provision(client: &async_nats::Client, replicas: usize) -> jetstrea
     let mut backoff = Duration::from_millis(100);
     loop {
         match ensure(&js, replicas).await {
-            Ok(_) => return js,
+            Ok(stream) => {
+                if !atomic_enabled(stream.cached_info()) {
+                    tracing::info!(
+                        "{EVENT_STREAM} does not allow atomic batches; events are published one by one"
+                    );
+                }
+                return js;
+            }
             Err(error) => {
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "cannot provision {EVENT_STREAM} yet");
                 tokio::time::sleep(backoff).await;

@@ -7,6 +7,8 @@
 //! - [`event_stream`]: the one idempotent place that provisions the `HOSPITAL_EVENTS` stream.
 //! - [`outbox`]: the transactional outbox: append an event in the same transaction as the change,
 //!   publish it after the commit, and a relay that publishes whatever is left (at start and on a timer).
+//! - [`batch_publish`]: many callers' JetStream messages grouped into atomic batches (a few
+//!   fsyncs per batch instead of one per message), each caller answered with its own outcome.
 //! - [`command`]: runs a service's command handlers on the NATS service API (discoverable with
 //!   `nats micro ls`), one task per request, typed errors in the reply headers.
 //! - [`idempotency`]: safe retries: the `Idempotency-Key` of a write, stored with the change in
@@ -22,6 +24,7 @@
 //! - [`nats_server`]: finding, checking and starting a `nats-server` (for `hospital up` and tests).
 //! - [`nats_users`]: the NATS users of `nats.conf` (one per component) and their generated passwords.
 
+pub mod batch_publish;
 pub mod command;
 pub mod config;
 pub mod directory;
