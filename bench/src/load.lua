@@ -117,3 +117,15 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
     e.status, latency:percentile(50), latency:percentile(99), latency.max))
 end
+
+-- With BENCH_SHOW_ERRORS set, the first failed answers of each thread are printed (defining
+-- `response` makes wrk hand every answer to Lua, which costs throughput: off by default).
+if os.getenv("BENCH_SHOW_ERRORS") then
+  local shown = 0
+  function response(status, headers, body)
+    if status >= 400 and shown < 3 then
+      shown = shown + 1
+      io.write("BENCH_ERROR ", status, " ", body, "\n")
+    end
+  end
+end

@@ -83,6 +83,9 @@ pub async fn run(script: &Path, load: &Load<'_>) -> anyhow::Result<Outcome> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    for sample in stdout.lines().filter(|l| l.starts_with("BENCH_ERROR ")) {
+        eprintln!("   {sample}");
+    }
     parse(&stdout).with_context(|| format!("wrk printed no result:\n{stdout}"))
 }
 

@@ -90,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.work)?;
     std::fs::create_dir_all(&args.out)?;
+    // Absolute: `hospital up` runs in its data directory and would read a relative path from there.
+    let args = Args {
+        work: std::path::absolute(&args.work)?,
+        ..args
+    };
     let script = load::write_script(&args.work)?;
     let hospital = system::hospital_binary()?;
     let mut results = Results {

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared_events::subjects::{ALL_AUDIT, AUDIT_PREFIX, AUDIT_STREAM};
+use kit::batch_publish::{BatchPublisher, Outgoing};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
@@ -175,9 +176,14 @@ pub fn patients_in(resource: &str, answer: &Value) -> Vec<Uuid> {
 pub struct AuditError(String);
 
 /// Appends entries to `HOSPITAL_AUDIT`, creating the stream on first use.
+///
+/// Entries of concurrent calls are stored together in JetStream atomic batches
+/// (`kit::batch_publish`): with `sync_interval: always` each stored message costs an fsync, and
+/// one fsync'd message per entry would cap the whole API at the disk's fsync rate.
 pub struct AuditLog {
     js: jetstream::Context,
-    stream_ready: OnceCell<()>,
+    /// Made once the stream exists (it says whether the stream takes atomic batches).
+    publisher: OnceCell<BatchPublisher>,
     /// How long audit entries are kept (`HOSPITAL_AUDIT_RETENTION_DAYS`; zero keeps them all).
     max_age: Duration,
 }
@@ -186,7 +192,7 @@ impl AuditLog {
     pub fn new(js: jetstream::Context, max_age: Duration) -> Self {
         AuditLog {
             js,
-            stream_ready: OnceCell::new(),
+            publisher: OnceCell::new(),
             max_age,
         }
     }
@@ -207,55 +213,65 @@ impl AuditLog {
             deny_delete: true,
             deny_purge: true,
             duplicate_window: Duration::from_secs(120),
+            allow_atomic_publish: true,
             ..Default::default()
         }
     }
 
     /// Creates the stream once (retried on the next call if NATS was not reachable).
     pub async fn ensure_stream(&self) -> Result<(), AuditError> {
-        self.stream_ready
-            .get_or_try_init(|| async {
-                self.js
-                    .get_or_create_stream(Self::stream_config(self.max_age))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| AuditError(e.to_string()))
-            })
-            .await
-            .copied()
+        self.publisher().await.map(|_| ())
     }
 
-    /// Stores every entry, waiting for JetStream to acknowledge each (they are published
-    /// together, then awaited together).
+    async fn publisher(&self) -> Result<&BatchPublisher, AuditError> {
+        self.publisher
+            .get_or_try_init(|| async {
+                let mut stream = self
+                    .js
+                    .get_or_create_stream(Self::stream_config(self.max_age))
+                    .await
+                    .map_err(|e| AuditError(e.to_string()))?;
+                let info = stream.info().await.map_err(|e| AuditError(e.to_string()))?;
+                let atomic = kit::event_stream::atomic_enabled(info);
+                if !atomic {
+                    // A stream made by an earlier version: entries are then stored one by one.
+                    tracing::warn!(
+                        stream = AUDIT_STREAM,
+                        "the audit stream does not allow atomic batches (allow_atomic); an operator can enable it to store entries faster"
+                    );
+                }
+                Ok(BatchPublisher::start(
+                    self.js.client(),
+                    self.js.clone(),
+                    atomic,
+                ))
+            })
+            .await
+    }
+
+    /// Stores every entry and waits until JetStream has acknowledged them all.
     pub async fn record(&self, entries: &[AuditEntry]) -> Result<(), AuditError> {
         // While NATS is down a publish would only wait out its acknowledgement timeout.
         if self.js.client().connection_state() != async_nats::connection::State::Connected {
             return Err(AuditError("NATS is not connected".to_owned()));
         }
-        self.ensure_stream().await?;
-        let mut pending = Vec::with_capacity(entries.len());
+        let publisher = self.publisher().await?;
+        let mut messages = Vec::with_capacity(entries.len());
         for entry in entries {
             let payload = serde_json::to_vec(entry).map_err(|e| AuditError(e.to_string()))?;
             let mut headers = HeaderMap::new();
             // A retried publish of the same entry is stored once.
             headers.insert("Nats-Msg-Id", entry.id.to_string().as_str());
-            let ack = self
-                .js
-                .publish_with_headers(subject_of(entry), headers, payload.into())
-                .await
-                .map_err(|e| AuditError(e.to_string()))?;
-            pending.push(ack);
+            messages.push(Outgoing {
+                subject: subject_of(entry),
+                headers,
+                payload: payload.into(),
+            });
         }
-        let acknowledged = async {
-            for ack in pending {
-                ack.await.map_err(|e| AuditError(e.to_string()))?;
-            }
-            Ok(())
-        };
         // An acknowledgement lost with the connection would only be waited out for 5 s.
         let client = self.js.client();
         tokio::select! {
-            result = acknowledged => result,
+            result = publisher.publish(messages) => result.map_err(|e| AuditError(e.to_string())),
             () = crate::nats_call::connection_lost(&client) => {
                 Err(AuditError("the NATS connection was lost".to_owned()))
             }

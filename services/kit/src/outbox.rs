@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+
+use crate::batch_publish::{BatchPublisher, Outgoing};
 use async_nats::jetstream;
 use serde::Serialize;
 use shared_events::EventEnvelope;
@@ -58,7 +60,9 @@ pub async fn append<T: Serialize>(
 /// Cheap to clone; shared by the command handlers and the relay.
 #[derive(Clone)]
 pub struct EventPublisher {
-    js: jetstream::Context,
+    /// Concurrent commands' events go out together in JetStream atomic batches: one fsync'd
+    /// message per event would cap every service at the disk's fsync rate.
+    batches: BatchPublisher,
     /// The service's own database, which holds its outbox table.
     pool: SqlitePool,
     /// Wakes the relay when a publish failed, so it retries without waiting for its timer.
@@ -69,7 +73,9 @@ pub struct EventPublisher {
 impl EventPublisher {
     pub fn new(js: jetstream::Context, pool: SqlitePool) -> Self {
         EventPublisher {
-            js,
+            // HOSPITAL_EVENTS is made with atomic batches allowed (`event_stream::config`); on an
+            // older stream a refused batch is published again message by message.
+            batches: BatchPublisher::start(js.client(), js, true),
             forgetter: Forgetter::new(pool.clone()),
             pool,
             wake_relay: Arc::new(Notify::new()),
@@ -102,30 +108,22 @@ impl EventPublisher {
     /// Publishes `rows` in order with pipelined acknowledgements and has the acknowledged rows
     /// deleted. Returns the first error; rows not acknowledged stay in the outbox.
     async fn publish(&self, rows: &[OutboxRow]) -> Result<usize, async_nats::Error> {
-        let mut pending_acks = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut headers = HeaderMap::new();
-            headers.insert(MSG_ID, row.event_id.as_str());
-            let ack = self
-                .js
-                .publish_with_headers(row.subject.clone(), headers, row.payload.clone().into())
-                .await?;
-            pending_acks.push((row, ack));
-        }
-        let mut acknowledged = Vec::with_capacity(pending_acks.len());
-        let mut outcome = Ok(());
-        for (row, ack) in pending_acks {
-            match ack.await {
-                Ok(_) => acknowledged.push(row.event_id.clone()),
-                Err(error) => {
-                    outcome = Err(error.into());
-                    break;
+        let messages = rows
+            .iter()
+            .map(|row| {
+                let mut headers = HeaderMap::new();
+                headers.insert(MSG_ID, row.event_id.as_str());
+                Outgoing {
+                    subject: row.subject.clone(),
+                    headers,
+                    payload: row.payload.clone().into(),
                 }
-            }
-        }
-        let published = acknowledged.len();
-        self.forgetter.forget(acknowledged);
-        outcome.map(|()| published)
+            })
+            .collect();
+        self.batches.publish(messages).await?;
+        self.forgetter
+            .forget(rows.iter().map(|row| row.event_id.clone()).collect());
+        Ok(rows.len())
     }
 
     /// Waits until every acknowledged row handed to the deleter so far is deleted (tests, and
