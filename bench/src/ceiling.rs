@@ -81,7 +81,11 @@ pub async fn start() -> anyhow::Result<Ceilings> {
         nats: nats.connect_as("gateway").await,
     });
 
-    let bare = serve(Router::new().route("/", get(|| async { "ok" })), stop.clone()).await?;
+    let bare = serve(
+        Router::new().route("/", get(|| async { "ok" })),
+        stop.clone(),
+    )
+    .await?;
     let echo = serve(
         Router::new().route("/", get(echo)).with_state(state),
         stop.clone(),
@@ -113,11 +117,7 @@ async fn echo(State(state): State<Arc<EchoState>>, headers: HeaderMap) -> impl I
         .request(ECHO_SUBJECT, claims.sub.to_string().into())
         .await
     {
-        Ok(reply) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            reply.payload,
-        )
-            .into_response(),
+        Ok(reply) => ([(header::CONTENT_TYPE, "application/json")], reply.payload).into_response(),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

@@ -11,6 +11,7 @@ mod load;
 mod replay;
 mod report;
 mod seed;
+mod storage;
 mod system;
 
 use std::collections::BTreeMap;
@@ -75,7 +76,11 @@ impl Plan {
     }
 
     fn duration(&self, connections: u32) -> Duration {
-        if connections == 1 { self.short } else { self.long }
+        if connections == 1 {
+            self.short
+        } else {
+            self.long
+        }
     }
 }
 
@@ -117,7 +122,16 @@ async fn main() -> anyhow::Result<()> {
     ] {
         for connections in CONNECTIONS {
             let url = format!("http://{addr}");
-            let outcome = measure(&script, "ceiling", &url, connections, plan.duration(connections), &fixtures, 0).await?;
+            let outcome = measure(
+                &script,
+                "ceiling",
+                &url,
+                connections,
+                plan.duration(connections),
+                &fixtures,
+                0,
+            )
+            .await?;
             if name.contains("echo") {
                 echo.insert(connections, outcome.per_second());
             }
@@ -133,6 +147,10 @@ async fn main() -> anyhow::Result<()> {
     for run in &mut results.ceilings {
         run.ceiling_per_second = echo[&run.connections];
     }
+
+    eprintln!("== storage ceilings");
+    results.storage = storage::measure(&args.work).await?;
+    eprintln!("   {:?}", results.storage);
 
     eprintln!("== the system: seeding {} patients", plan.patients);
     let data = args.work.join("system");
@@ -154,7 +172,8 @@ async fn main() -> anyhow::Result<()> {
     ];
     for (scenario, label) in scenarios {
         for connections in CONNECTIONS {
-            let sampler = (scenario == "mixed" && connections > 1).then(|| MemorySampler::start(&running));
+            let sampler =
+                (scenario == "mixed" && connections > 1).then(|| MemorySampler::start(&running));
             booking_epoch += 400 * 86_400;
             let outcome = measure(
                 &script,
@@ -193,8 +212,26 @@ async fn main() -> anyhow::Result<()> {
             seed::returning_front_desk(&running.base_url).await?
         };
         seed::write_fixtures(&fixtures, &desk, &ids)?;
-        let list = measure(&script, "list", &running.base_url, 1, plan.short, &fixtures, 0).await?;
-        let search = measure(&script, "search", &running.base_url, 1, plan.short, &fixtures, 0).await?;
+        let list = measure(
+            &script,
+            "list",
+            &running.base_url,
+            1,
+            plan.short,
+            &fixtures,
+            0,
+        )
+        .await?;
+        let search = measure(
+            &script,
+            "search",
+            &running.base_url,
+            1,
+            plan.short,
+            &fixtures,
+            0,
+        )
+        .await?;
         results.scale.push(ScalePoint {
             patients: size,
             list,
@@ -224,6 +261,10 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pause before each run, so requests still in flight from the previous run (64 logins take
+/// a second to drain) do not count against the next.
+const SETTLE: Duration = Duration::from_secs(2);
+
 async fn measure(
     script: &Path,
     scenario: &str,
@@ -233,6 +274,7 @@ async fn measure(
     fixtures: &Path,
     base_epoch: i64,
 ) -> anyhow::Result<Outcome> {
+    tokio::time::sleep(SETTLE).await;
     let outcome = load::run(
         script,
         &Load {
@@ -350,12 +392,19 @@ fn targets(results: &Results) -> Vec<Target> {
             met: get.ratio() >= 0.6 && get.outcome.p99_us <= 10_000 && get.outcome.errors == 0,
         });
     }
-    for (label, wanted) in [("POST /api/patients", 5_000.0), ("POST /api/appointments", 3_000.0)] {
+    for (label, wanted) in [
+        ("POST /api/patients", 5_000.0),
+        ("POST /api/appointments", 3_000.0),
+    ] {
         if let Some(run) = find(label, 64) {
             targets.push(Target {
                 what: format!("`{label}`, 64 connections"),
                 wanted: format!("≥ {wanted:.0}/s, no errors"),
-                measured: format!("{:.0}/s, {} errors", run.outcome.per_second(), run.outcome.errors),
+                measured: format!(
+                    "{:.0}/s, {} errors",
+                    run.outcome.per_second(),
+                    run.outcome.errors
+                ),
                 met: run.outcome.per_second() >= wanted && run.outcome.errors == 0,
             });
         }
@@ -366,7 +415,10 @@ fn targets(results: &Results) -> Vec<Target> {
             ("search", first.search.p99_us, last.search.p99_us),
         ] {
             targets.push(Target {
-                what: format!("{what} p99, {} → {} patients", first.patients, last.patients),
+                what: format!(
+                    "{what} p99, {} → {} patients",
+                    first.patients, last.patients
+                ),
                 wanted: "within 2×".into(),
                 measured: format!(
                     "{:.2} ms → {:.2} ms ({:.2}×)",

@@ -60,6 +60,7 @@ pub struct Results {
     pub machine: String,
     pub notes: Vec<String>,
     pub ceilings: Vec<Run>,
+    pub storage: crate::storage::StorageCeilings,
     pub scenarios: Vec<Run>,
     pub scale_connections: u32,
     pub scale: Vec<ScalePoint>,
@@ -101,7 +102,13 @@ fn run_table(out: &mut String, runs: &[Run]) {
 fn memory_table(out: &mut String, rows: &[Memory]) {
     out.push_str("| process | RSS MiB | PSS MiB |\n|---|---:|---:|\n");
     for m in rows {
-        let _ = writeln!(out, "| {} | {} | {} |", m.process, mib(m.resident), mib(m.proportional));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            m.process,
+            mib(m.resident),
+            mib(m.proportional)
+        );
     }
     let resident: u64 = rows.iter().map(|m| m.resident).sum();
     let proportional: u64 = rows.iter().map(|m| m.proportional).sum();
@@ -140,6 +147,22 @@ impl Results {
 
         out.push_str("\n## Ceilings\n\nA bare axum handler, and an axum handler that verifies the token as the gateway does and makes one NATS request/reply to an echo responder. Ratios below are to the echo ceiling at the same number of connections.\n\n");
         run_table(&mut out, &self.ceilings);
+        let st = &self.storage;
+        let _ = writeln!(
+            out,
+            "\nWhat one durable write costs here (the bound of every write and of every audited read):\n\n\
+             | storage ceiling | figure |\n|---|---:|\n\
+             | fsync of a 600-byte append: mean / p50 / p99 | {:.0} / {:.0} / {:.0} µs |\n\
+             | JetStream (`sync_interval: always`) acknowledged publishes, one at a time | {:.0}/s |\n\
+             | JetStream, 64 publishes in flight | {:.0}/s |\n\
+             | JetStream, atomic batches of 64, one at a time | {:.0}/s |",
+            st.fsync_mean_us,
+            st.fsync_p50_us,
+            st.fsync_p99_us,
+            st.jetstream_one_at_a_time,
+            st.jetstream_64_in_flight,
+            st.jetstream_atomic_64
+        );
 
         out.push_str("\n## The system\n\nThrough the gateway, as the front desk (a receptionist's token), every request audited.\n\n");
         run_table(&mut out, &self.scenarios);
@@ -176,7 +199,9 @@ impl Results {
 
         out.push_str("\n## Memory\n\nEvery process of `hospital up`: RSS (VmRSS) and PSS (shared pages, such as the one `hospital` binary all components run, divided among the processes that share them; the sum of PSS is the memory the system takes).\n\n### Idle (seeded, no load)\n\n");
         memory_table(&mut out, &self.memory_idle);
-        out.push_str("\n### Under load (the highest sample during the mixed workload at 64 connections)\n\n");
+        out.push_str(
+            "\n### Under load (the highest sample during the mixed workload at 64 connections)\n\n",
+        );
         memory_table(&mut out, &self.memory_load);
         out
     }
@@ -259,16 +284,17 @@ impl Results {
             py + ph
         );
         let count = self.scale.len().max(2) as f64;
-        for (series, colour, pick) in [
-            ("list", "#2f6fb3", 0usize),
-            ("search", "#d9822b", 1usize),
-        ] {
+        for (series, colour, pick) in [("list", "#2f6fb3", 0usize), ("search", "#d9822b", 1usize)] {
             let points: Vec<String> = self
                 .scale
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
-                    let value = if pick == 0 { p.list.p99_us } else { p.search.p99_us } as f64;
+                    let value = if pick == 0 {
+                        p.list.p99_us
+                    } else {
+                        p.search.p99_us
+                    } as f64;
                     let x = px + pw * i as f64 / (count - 1.0);
                     let y = py + ph - ph * value / worst;
                     format!("{x:.1},{y:.1}")
@@ -378,8 +404,16 @@ mod tests {
             ..Results::default()
         };
         let md = results.markdown("latest.svg");
-        assert!(md.contains("| GET /api/patients/{id} | 64 | 15000 | 75% | 3.00 | 6.00 | 12.00 | 15000 | 0 |"), "{md}");
-        assert!(md.contains("| **whole system** | **15.0** | **6.0** |"), "{md}");
+        assert!(
+            md.contains(
+                "| GET /api/patients/{id} | 64 | 15000 | 75% | 3.00 | 6.00 | 12.00 | 15000 | 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **whole system** | **15.0** | **6.0** |"),
+            "{md}"
+        );
         assert!(md.contains("| x | y | z | **no** |"), "{md}");
         let svg = results.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

@@ -13,19 +13,103 @@ use uuid::Uuid;
 use crate::system::ADMIN_PASSWORD;
 
 const FIRST: [&str; 32] = [
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Dennis",
-    "Radia", "Ken", "Sophie", "Tim", "Hedy", "Linus", "Katherine", "Claude", "Mary", "Niklaus",
-    "Annie", "Bjarne", "Carol", "Guido", "Evelyn", "James", "Joan", "Leslie", "Lynn", "Robin",
-    "Shafi", "Tony",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Margaret",
+    "Dennis",
+    "Radia",
+    "Ken",
+    "Sophie",
+    "Tim",
+    "Hedy",
+    "Linus",
+    "Katherine",
+    "Claude",
+    "Mary",
+    "Niklaus",
+    "Annie",
+    "Bjarne",
+    "Carol",
+    "Guido",
+    "Evelyn",
+    "James",
+    "Joan",
+    "Leslie",
+    "Lynn",
+    "Robin",
+    "Shafi",
+    "Tony",
 ];
 const LAST: [&str; 64] = [
-    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Hamilton",
-    "Ritchie", "Perlman", "Thompson", "Wilson", "Berners", "Lamarr", "Torvalds", "Johnson",
-    "Shannon", "Keller", "Wirth", "Easley", "Stroustrup", "Shaw", "Rossum", "Boyd", "Gosling",
-    "Clarke", "Lamport", "Conway", "Milner", "Goldwasser", "Hoare", "Abbott", "Baker", "Carter",
-    "Dawson", "Ellis", "Fisher", "Garcia", "Harris", "Irving", "Jensen", "Khan", "Lopez",
-    "Moreau", "Nakamura", "Olsen", "Patel", "Quinn", "Rossi", "Schmidt", "Tanaka", "Ueda",
-    "Vargas", "Weber", "Xu", "Young", "Zimmer", "Novak", "Kowalski", "Haddad", "Okafor", "Silva",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Backus",
+    "Hamilton",
+    "Ritchie",
+    "Perlman",
+    "Thompson",
+    "Wilson",
+    "Berners",
+    "Lamarr",
+    "Torvalds",
+    "Johnson",
+    "Shannon",
+    "Keller",
+    "Wirth",
+    "Easley",
+    "Stroustrup",
+    "Shaw",
+    "Rossum",
+    "Boyd",
+    "Gosling",
+    "Clarke",
+    "Lamport",
+    "Conway",
+    "Milner",
+    "Goldwasser",
+    "Hoare",
+    "Abbott",
+    "Baker",
+    "Carter",
+    "Dawson",
+    "Ellis",
+    "Fisher",
+    "Garcia",
+    "Harris",
+    "Irving",
+    "Jensen",
+    "Khan",
+    "Lopez",
+    "Moreau",
+    "Nakamura",
+    "Olsen",
+    "Patel",
+    "Quinn",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Ueda",
+    "Vargas",
+    "Weber",
+    "Xu",
+    "Young",
+    "Zimmer",
+    "Novak",
+    "Kowalski",
+    "Haddad",
+    "Okafor",
+    "Silva",
     "Ivanova",
 ];
 
@@ -53,7 +137,11 @@ pub fn queries() -> Vec<String> {
 /// Adds `count` patients after the `existing` ones straight into the patient service's database
 /// in `data_dir` (creating it if needed), as if registered; returns their ids. They have no
 /// events: they are for reads (by id, lists, search), which only the patient service answers.
-pub async fn bulk_patients(data_dir: &Path, existing: u64, count: u64) -> anyhow::Result<Vec<Uuid>> {
+pub async fn bulk_patients(
+    data_dir: &Path,
+    existing: u64,
+    count: u64,
+) -> anyhow::Result<Vec<Uuid>> {
     std::fs::create_dir_all(data_dir)?;
     let url = kit::config::sqlite_url_in(data_dir, "patient");
     let pool = kit::sqlite::open(&url, &patient_service::store::MIGRATOR)
@@ -70,9 +158,16 @@ pub async fn bulk_patients(data_dir: &Path, existing: u64, count: u64) -> anyhow
             let id = Uuid::now_v7();
             let name = bulk_name(i);
             let digits = format!("8{i:08}");
-            let mrn = format!("{digits}{}", patient_service::domain::luhn_check_digit(&digits));
-            let birth = NaiveDate::from_ymd_opt(1930 + (i % 90) as i32, 1 + (i % 12) as u32, 1 + (i % 28) as u32)
-                .expect("a valid date");
+            let mrn = format!(
+                "{digits}{}",
+                patient_service::domain::luhn_check_digit(&digits)
+            );
+            let birth = NaiveDate::from_ymd_opt(
+                1930 + (i % 90) as i32,
+                1 + (i % 12) as u32,
+                1 + (i % 28) as u32,
+            )
+            .expect("a valid date");
             sqlx::query(
                 "INSERT INTO patients (id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at)
                  VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, 1, $7, $7, NULL)",
@@ -87,18 +182,22 @@ pub async fn bulk_patients(data_dir: &Path, existing: u64, count: u64) -> anyhow
             .execute(&mut *tx)
             .await?;
             for word in kit::listing::name_words(&name) {
-                sqlx::query("INSERT OR IGNORE INTO patient_name_words (word, patient_id) VALUES ($1, $2)")
-                    .bind(word)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT OR IGNORE INTO patient_name_words (word, patient_id) VALUES ($1, $2)",
+                )
+                .bind(word)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
             }
             ids.push(id);
         }
         tx.commit().await?;
         n = end;
     }
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await?;
     pool.close().await;
     Ok(ids)
 }
@@ -206,8 +305,12 @@ pub async fn front_desk(base: &str, pairs: usize) -> anyhow::Result<FrontDesk> {
             .await;
         match booked {
             Ok(_) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(error) => return Err(error.context("the appointment service never knew the seeded people")),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(error) => {
+                return Err(error.context("the appointment service never knew the seeded people"));
+            }
         }
     }
     Ok(FrontDesk {
@@ -223,11 +326,7 @@ fn id_of(item: &Value) -> anyhow::Result<Uuid> {
 }
 
 /// Writes what `load.lua` reads into `dir`.
-pub fn write_fixtures(
-    dir: &Path,
-    desk: &FrontDesk,
-    patient_ids: &[Uuid],
-) -> anyhow::Result<()> {
+pub fn write_fixtures(dir: &Path, desk: &FrontDesk, patient_ids: &[Uuid]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("token"), desk.api.token())?;
     std::fs::write(

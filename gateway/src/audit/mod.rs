@@ -20,10 +20,10 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use chrono::{DateTime, Utc};
+use kit::batch_publish::{BatchPublisher, Outgoing};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared_events::subjects::{ALL_AUDIT, AUDIT_PREFIX, AUDIT_STREAM};
-use kit::batch_publish::{BatchPublisher, Outgoing};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 

@@ -7,10 +7,10 @@
 use kit::RequestContext;
 use kit::directory::{KnownPatient, KnownStaff};
 use kit::events::{format_timestamp, new_event, storage_failure};
+use kit::group_commit::Writer;
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
-use kit::group_commit::Writer;
 use shared_events::appointment::Appointment;
 use shared_events::staff::StaffRole;
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};

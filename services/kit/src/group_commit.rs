@@ -23,7 +23,8 @@ const MAX_BATCH: usize = 256;
 type Completion = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
 
 /// One queued write: runs on the connection, says whether it succeeded, and how to answer.
-type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
+type Job =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
 
 /// The error of a write whose own work succeeded but whose transaction did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +177,9 @@ mod tests {
         (dir, pool)
     }
 
-    fn insert(n: i64) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64, Failure>> {
+    fn insert(
+        n: i64,
+    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64, Failure>> {
         move |conn| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO t (n) VALUES ($1)")
@@ -195,8 +198,7 @@ mod tests {
     async fn concurrent_writes_commit_together_and_a_failed_one_alone_is_rolled_back() {
         let (_dir, pool) = database().await;
         let writer = Writer::start(pool.clone());
-        let results =
-            futures::future::join_all((0..100).map(|n| writer.write(insert(n)))).await;
+        let results = futures::future::join_all((0..100).map(|n| writer.write(insert(n)))).await;
         for (n, result) in results.iter().enumerate() {
             match result {
                 Ok(value) => assert_eq!(*value, n as i64),

@@ -4,10 +4,10 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::group_commit::Writer;
 use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
-use kit::group_commit::Writer;
 use shared_events::patient::{Patient, Sex};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{SqliteConnection, SqlitePool};

@@ -113,9 +113,15 @@ impl CommandHandler for RecordCommands {
                 self.author(&context).await?;
                 let committed = self
                     .store
-                    .change(command.id, Change::EnteredInError, &context, move |current| {
-                        domain::enter_in_error(current, command.expected_version, now()).map(Some)
-                    })
+                    .change(
+                        command.id,
+                        Change::EnteredInError,
+                        &context,
+                        move |current| {
+                            domain::enter_in_error(current, command.expected_version, now())
+                                .map(Some)
+                        },
+                    )
                     .await?;
                 self.publisher
                     .publish_then_reply(committed.event.as_ref(), &committed.record)

@@ -4,10 +4,10 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
+use kit::group_commit::Writer;
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
-use kit::group_commit::Writer;
 use serde::Serialize;
 use shared_events::record::{MedicalRecord, RecordKind, RecordStatus, RecordVersion};
 use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};

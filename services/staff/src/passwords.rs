@@ -17,7 +17,10 @@ async fn turn() -> SemaphorePermit<'static> {
         return_large_allocations_at_once();
         Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     });
-    turns.acquire().await.expect("the semaphore is never closed")
+    turns
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
 }
 
 /// glibc raises its mmap threshold after the first large free, so argon2's 19 MiB blocks would
