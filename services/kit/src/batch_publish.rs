@@ -173,7 +173,13 @@ impl Task {
                     Err(_) => break,
                 }
             }
+            let started = std::time::Instant::now();
             self.publish_round(round, size).await;
+            tracing::debug!(
+                messages = size,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "batch published"
+            );
         }
     }
 

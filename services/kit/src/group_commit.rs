@@ -93,7 +93,14 @@ impl Writer {
 async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let started = std::time::Instant::now();
+        let writes = batch.len();
         let completions = commit_batch(&pool, &mut batch).await;
+        tracing::debug!(
+            writes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "group commit"
+        );
         for (completion, outcome) in completions {
             completion(outcome);
         }
@@ -108,18 +115,25 @@ async fn commit_batch(
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let outcome = async {
         let mut conn = pool.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // Statements are sent in pairs where they can be: each round trip to SQLite's
+        // connection thread costs more than the statement itself.
+        sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT write")
+            .execute(&mut *conn)
+            .await?;
         let result = async {
-            for job in batch.drain(..) {
-                sqlx::query("SAVEPOINT write").execute(&mut *conn).await?;
+            let count = batch.len();
+            for (index, job) in batch.drain(..).enumerate() {
                 let (ok, completion) = job(&mut conn).await;
                 done.push(completion);
-                if !ok {
-                    sqlx::query("ROLLBACK TO write").execute(&mut *conn).await?;
-                }
-                sqlx::query("RELEASE write").execute(&mut *conn).await?;
+                let last = index + 1 == count;
+                let next = match (ok, last) {
+                    (true, false) => "RELEASE write; SAVEPOINT write",
+                    (true, true) => "RELEASE write; COMMIT",
+                    (false, false) => "ROLLBACK TO write; RELEASE write; SAVEPOINT write",
+                    (false, true) => "ROLLBACK TO write; RELEASE write; COMMIT",
+                };
+                sqlx::raw_sql(next).execute(&mut *conn).await?;
             }
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
             Ok::<_, sqlx::Error>(())
         }
         .await;

@@ -92,6 +92,7 @@ impl SearchableTable {
         id: Uuid,
         name: &str,
     ) -> Result<(), sqlx::Error> {
+        let id_of_words = id;
         let id = id.to_string();
         let delete = format!(
             "DELETE FROM {} WHERE {} = $1",
@@ -101,6 +102,17 @@ impl SearchableTable {
             .bind(&id)
             .execute(&mut *conn)
             .await?;
+        self.index_new_name(conn, id_of_words, name).await
+    }
+
+    /// Indexes the name of an entity that has no words yet (one just inserted).
+    pub async fn index_new_name(
+        &self,
+        conn: &mut SqliteConnection,
+        id: Uuid,
+        name: &str,
+    ) -> Result<(), sqlx::Error> {
+        let id = id.to_string();
         let words = name_words(name);
         if words.is_empty() {
             return Ok(());

@@ -163,7 +163,9 @@ impl PatientStore {
             .write(move |conn| {
                 Box::pin(async move {
                     write_row(conn, &patient, true).await?;
-                    PATIENTS.index_name(conn, patient.id, &patient.name).await?;
+                    PATIENTS
+                        .index_new_name(conn, patient.id, &patient.name)
+                        .await?;
                     let event = new_event(
                         Aggregate::Patient,
                         patient.id,

@@ -236,7 +236,7 @@ async fn insert_staff(
     context: &RequestContext,
 ) -> Result<OutboxRow, sqlx::Error> {
     write_row(conn, staff, hash, true).await?;
-    STAFF.index_name(conn, staff.id, &staff.name).await?;
+    STAFF.index_new_name(conn, staff.id, &staff.name).await?;
     let event = new_event(
         Aggregate::Staff,
         staff.id,
