@@ -37,6 +37,13 @@ struct Args {
     /// A short run with small tables, to check the suite itself.
     #[arg(long)]
     quick: bool,
+    /// Only these parts (comma-separated: ceilings, storage, system, scale, replay).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ceilings,storage,system,scale,replay"
+    )]
+    only: Vec<String>,
 }
 
 /// Sizes and durations of one run.
@@ -111,139 +118,152 @@ async fn main() -> anyhow::Result<()> {
     // Every run's bookings start a year after the previous run's.
     let mut booking_epoch = next_midnight();
 
-    eprintln!("== ceilings");
-    let ceilings = ceiling::start().await?;
-    let fixtures = args.work.join("ceiling-fixtures");
-    ceiling_fixtures(&fixtures, &ceilings.token)?;
-    let mut echo = BTreeMap::new();
-    for (name, addr) in [
-        ("ceiling: bare axum", ceilings.bare),
-        ("ceiling: JWT + NATS echo", ceilings.echo),
-    ] {
-        for connections in CONNECTIONS {
-            let url = format!("http://{addr}");
-            let outcome = measure(
+    let wants = |part: &str| args.only.iter().any(|p| p == part);
+    let mut echo = BTreeMap::from([(1, 0.0), (64, 0.0)]);
+    if wants("ceilings") {
+        eprintln!("== ceilings");
+        let ceilings = ceiling::start().await?;
+        let fixtures = args.work.join("ceiling-fixtures");
+        ceiling_fixtures(&fixtures, &ceilings.token)?;
+        for (name, addr) in [
+            ("ceiling: bare axum", ceilings.bare),
+            ("ceiling: JWT + NATS echo", ceilings.echo),
+        ] {
+            for connections in CONNECTIONS {
+                let url = format!("http://{addr}");
+                let outcome = measure(
+                    &script,
+                    "ceiling",
+                    &url,
+                    connections,
+                    plan.duration(connections),
+                    &fixtures,
+                    0,
+                )
+                .await?;
+                if name.contains("echo") {
+                    echo.insert(connections, outcome.per_second());
+                }
+                results.ceilings.push(Run {
+                    scenario: name.into(),
+                    connections,
+                    outcome,
+                    ceiling_per_second: 0.0,
+                });
+            }
+        }
+        drop(ceilings);
+        for run in &mut results.ceilings {
+            run.ceiling_per_second = echo[&run.connections];
+        }
+    }
+
+    if wants("storage") {
+        eprintln!("== storage ceilings");
+        results.storage = storage::measure(&args.work).await?;
+        eprintln!("   {:?}", results.storage);
+    }
+
+    if wants("system") {
+        eprintln!("== the system: seeding {} patients", plan.patients);
+        let data = args.work.join("system");
+        let patient_ids = seed::bulk_patients(&data, 0, plan.patients).await?;
+        let running = System::start(&hospital, &data).await?;
+        let desk = seed::front_desk(&running.base_url, plan.pairs).await?;
+        let fixtures = args.work.join("fixtures");
+        seed::write_fixtures(&fixtures, &desk, &patient_ids)?;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        results.memory_idle = memory_now(&running);
+
+        let scenarios = [
+            ("login", "POST /auth/login"),
+            ("get_patient", "GET /api/patients/{id}"),
+            ("search", "GET /api/patients?q="),
+            ("register", "POST /api/patients"),
+            ("book", "POST /api/appointments"),
+            ("mixed", "mixed front desk"),
+        ];
+        for (scenario, label) in scenarios {
+            for connections in CONNECTIONS {
+                let sampler = (scenario == "mixed" && connections > 1)
+                    .then(|| MemorySampler::start(&running));
+                booking_epoch += 400 * 86_400;
+                let outcome = measure(
+                    &script,
+                    scenario,
+                    &running.base_url,
+                    connections,
+                    plan.duration(connections),
+                    &fixtures,
+                    booking_epoch,
+                )
+                .await?;
+                if let Some(sampler) = sampler {
+                    results.memory_load = sampler.stop().await;
+                }
+                results.scenarios.push(Run {
+                    scenario: label.into(),
+                    connections,
+                    outcome,
+                    ceiling_per_second: echo[&connections],
+                });
+            }
+        }
+        running.stop().await?;
+    }
+
+    if wants("scale") {
+        eprintln!("== scale");
+        let data = args.work.join("scale");
+        let fixtures = args.work.join("scale-fixtures");
+        let mut ids = Vec::new();
+        for (i, &size) in plan.scale.iter().enumerate() {
+            eprintln!("   {size} patients");
+            ids.extend(
+                seed::bulk_patients(&data, ids.len() as u64, size - ids.len() as u64).await?,
+            );
+            let running = System::start(&hospital, &data).await?;
+            let desk = if i == 0 {
+                seed::front_desk(&running.base_url, 1).await?
+            } else {
+                seed::returning_front_desk(&running.base_url).await?
+            };
+            seed::write_fixtures(&fixtures, &desk, &ids)?;
+            let list = measure(
                 &script,
-                "ceiling",
-                &url,
-                connections,
-                plan.duration(connections),
+                "list",
+                &running.base_url,
+                1,
+                plan.short,
                 &fixtures,
                 0,
             )
             .await?;
-            if name.contains("echo") {
-                echo.insert(connections, outcome.per_second());
-            }
-            results.ceilings.push(Run {
-                scenario: name.into(),
-                connections,
-                outcome,
-                ceiling_per_second: 0.0,
-            });
-        }
-    }
-    drop(ceilings);
-    for run in &mut results.ceilings {
-        run.ceiling_per_second = echo[&run.connections];
-    }
-
-    eprintln!("== storage ceilings");
-    results.storage = storage::measure(&args.work).await?;
-    eprintln!("   {:?}", results.storage);
-
-    eprintln!("== the system: seeding {} patients", plan.patients);
-    let data = args.work.join("system");
-    let patient_ids = seed::bulk_patients(&data, 0, plan.patients).await?;
-    let running = System::start(&hospital, &data).await?;
-    let desk = seed::front_desk(&running.base_url, plan.pairs).await?;
-    let fixtures = args.work.join("fixtures");
-    seed::write_fixtures(&fixtures, &desk, &patient_ids)?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    results.memory_idle = memory_now(&running);
-
-    let scenarios = [
-        ("login", "POST /auth/login"),
-        ("get_patient", "GET /api/patients/{id}"),
-        ("search", "GET /api/patients?q="),
-        ("register", "POST /api/patients"),
-        ("book", "POST /api/appointments"),
-        ("mixed", "mixed front desk"),
-    ];
-    for (scenario, label) in scenarios {
-        for connections in CONNECTIONS {
-            let sampler =
-                (scenario == "mixed" && connections > 1).then(|| MemorySampler::start(&running));
-            booking_epoch += 400 * 86_400;
-            let outcome = measure(
+            let search = measure(
                 &script,
-                scenario,
+                "search",
                 &running.base_url,
-                connections,
-                plan.duration(connections),
+                1,
+                plan.short,
                 &fixtures,
-                booking_epoch,
+                0,
             )
             .await?;
-            if let Some(sampler) = sampler {
-                results.memory_load = sampler.stop().await;
-            }
-            results.scenarios.push(Run {
-                scenario: label.into(),
-                connections,
-                outcome,
-                ceiling_per_second: echo[&connections],
+            results.scale.push(ScalePoint {
+                patients: size,
+                list,
+                search,
             });
+            running.stop().await?;
         }
     }
-    running.stop().await?;
 
-    eprintln!("== scale");
-    let data = args.work.join("scale");
-    let fixtures = args.work.join("scale-fixtures");
-    let mut ids = Vec::new();
-    for (i, &size) in plan.scale.iter().enumerate() {
-        eprintln!("   {size} patients");
-        ids.extend(seed::bulk_patients(&data, ids.len() as u64, size - ids.len() as u64).await?);
-        let running = System::start(&hospital, &data).await?;
-        let desk = if i == 0 {
-            seed::front_desk(&running.base_url, 1).await?
-        } else {
-            seed::returning_front_desk(&running.base_url).await?
-        };
-        seed::write_fixtures(&fixtures, &desk, &ids)?;
-        let list = measure(
-            &script,
-            "list",
-            &running.base_url,
-            1,
-            plan.short,
-            &fixtures,
-            0,
-        )
-        .await?;
-        let search = measure(
-            &script,
-            "search",
-            &running.base_url,
-            1,
-            plan.short,
-            &fixtures,
-            0,
-        )
-        .await?;
-        results.scale.push(ScalePoint {
-            patients: size,
-            list,
-            search,
-        });
-        running.stop().await?;
-    }
-
-    eprintln!("== replay");
-    for &count in &plan.replay {
-        eprintln!("   {count} events");
-        results.replay.push(replay::run(count).await);
+    if wants("replay") {
+        eprintln!("== replay");
+        for &count in &plan.replay {
+            eprintln!("   {count} events");
+            results.replay.push(replay::run(count).await);
+        }
     }
 
     results.targets = targets(&results);

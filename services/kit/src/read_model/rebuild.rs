@@ -117,6 +117,11 @@ pub async fn rebuild<P: Projection>(
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
             .await?;
+        // A directory of a million people outgrows SQLite's default 2 MB page cache, and every
+        // upsert then reads its B-tree pages back through the kernel.
+        sqlx::query("PRAGMA cache_size = -65536")
+            .execute(&mut *conn)
+            .await?;
         while let Some(first) = receiver.recv().await {
             batch.push(first);
             // Fill the batch, waiting a moment for more rather than committing a few at a time.
@@ -141,7 +146,7 @@ pub async fn rebuild<P: Projection>(
                 });
             }
         }
-        sqlx::query("PRAGMA synchronous = FULL")
+        sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA cache_size = -2000")
             .execute(&mut *conn)
             .await?;
         drop(conn);
