@@ -9,7 +9,7 @@
 //! no-op. [`rebuild`] and [`restore`] (in `rebuild.rs`) rebuild from the stream's first event.
 //!
 //! [`CatchUp`] answers "have I seen everything up to now?": it looks up the stream's last sequence
-//! for the consumer's subjects and waits (bounded) until the runner has applied it. A service
+//! and waits (bounded) until the runner has handled it. A service
 //! asks it when its read-model does not know an id, so a client that creates a patient and at
 //! once books an appointment for it succeeds.
 //!
@@ -232,7 +232,6 @@ impl<P: Projection> ReadModel<P> {
     pub fn catch_up(&self) -> CatchUp {
         CatchUp {
             js: self.js.clone(),
-            subjects: self.subscription.subjects.clone(),
             applied: self.applied.subscribe(),
         }
     }
@@ -284,6 +283,9 @@ impl<P: Projection> ReadModel<P> {
                 ..Default::default()
             })
             .await?;
+        // Everything at or below the ack floor was handled in an earlier run, the events that
+        // were not ours included (their handling left no position behind).
+        self.advance_applied(consumer.cached_info().ack_floor.stream_sequence);
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %self.subscription.consumer, "read-model consuming");
         while let Some(first) = messages.next().await {
@@ -324,9 +326,16 @@ impl<P: Projection> ReadModel<P> {
                 self.handle_one(message).await?;
             }
         }
+        let mut newest_other = 0;
         for message in others {
             message.ack().await?;
+            if let Ok(info) = message.info() {
+                newest_other = newest_other.max(info.stream_sequence);
+            }
         }
+        // Everything up to here is handled (ours applied or parked, the rest not ours), which
+        // is what `CatchUp` compares with the stream's last sequence.
+        self.advance_applied(newest_other);
         Ok(())
     }
 
@@ -469,14 +478,18 @@ async fn stored_position(pool: &SqlitePool, consumer: &str) -> Result<u64, sqlx:
 #[derive(Clone)]
 pub struct CatchUp {
     js: jetstream::Context,
-    subjects: Vec<String>,
     applied: watch::Receiver<u64>,
 }
 
 impl CatchUp {
-    /// The stream's last sequence among the read-model's subjects (0 when there is none).
+    /// The stream's last sequence. The runner handles every event of the stream (it acknowledges
+    /// those that are not its own unread), so this is what it must have reached. Not the last
+    /// sequence among the read-model's own subjects: with one subject per aggregate, nats-server
+    /// finds that by walking every subject that matches, and every booking would then cost
+    /// time in proportion to the number of patients ever registered.
     async fn target(&self) -> Result<u64, async_nats::Error> {
-        last_sequence(&self.js, &self.subjects).await
+        let stream = self.js.get_stream(EVENT_STREAM).await?;
+        Ok(stream.cached_info().state.last_sequence)
     }
 
     /// Waits (at most `patience`) until everything in the stream now has been applied. Returns
