@@ -145,7 +145,8 @@ async fn commit_batch(
     }
     .await
     .map_err(Arc::new);
-    // Writes that never ran (the batch failed before them) fail with the same error.
+    // Writes that never ran (the batch failed before them) are dropped: their callers get
+    // `NotCommitted`.
     let never_ran = batch.drain(..).count();
     if never_ran > 0 {
         tracing::warn!(never_ran, "writes dropped by a failed group transaction");

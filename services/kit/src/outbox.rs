@@ -105,8 +105,10 @@ impl EventPublisher {
         crate::command::to_json(state)
     }
 
-    /// Publishes `rows` in order with pipelined acknowledgements and has the acknowledged rows
-    /// deleted. Returns the first error; rows not acknowledged stay in the outbox.
+    /// Publishes `rows` in order, in one atomic batch with whatever other events are waiting
+    /// ([`BatchPublisher`]), and once they are acknowledged has their rows deleted. On an error
+    /// the rows stay in the outbox (some may be in the stream already: the relay's republish is
+    /// then dropped as a duplicate).
     async fn publish(&self, rows: &[OutboxRow]) -> Result<usize, async_nats::Error> {
         let messages = rows
             .iter()
@@ -124,12 +126,6 @@ impl EventPublisher {
         self.forgetter
             .forget(rows.iter().map(|row| row.event_id.clone()).collect());
         Ok(rows.len())
-    }
-
-    /// Waits until every acknowledged row handed to the deleter so far is deleted (tests, and
-    /// a clean stop).
-    pub async fn settled(&self) {
-        self.forgetter.settled().await;
     }
 
     /// The oldest rows still waiting, at most `limit`.
