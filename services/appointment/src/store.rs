@@ -322,19 +322,29 @@ async fn refuse_double_booking(
     conn: &mut SqliteConnection,
     candidate: &Appointment,
 ) -> Result<(), ServiceError> {
+    // The doctor's and the patient's appointments that can overlap: through their (id, start)
+    // indexes, from the longest appointment before the candidate's start (an unbounded
+    // `start_at < end` would read every earlier appointment, ever more as the calendar fills).
+    // The doctor's first: a clash with the doctor is the one to name.
     let sql = format!(
-        "SELECT {COLUMNS} FROM appointments
-         WHERE status IN ('booked', 'checked_in') AND id <> $1
-           AND (doctor_id = $2 OR patient_id = $3)
-           AND start_at < $4 AND end_at > $5
-         ORDER BY doctor_id = $2 DESC, start_at LIMIT 1"
+        "SELECT * FROM (SELECT {COLUMNS} FROM appointments
+             WHERE doctor_id = $2 AND start_at > $6 AND start_at < $4 AND end_at > $5
+               AND status IN ('booked', 'checked_in') AND id <> $1
+             ORDER BY start_at LIMIT 1)
+         UNION ALL
+         SELECT * FROM (SELECT {COLUMNS} FROM appointments
+             WHERE patient_id = $3 AND start_at > $6 AND start_at < $4 AND end_at > $5
+               AND status IN ('booked', 'checked_in') AND id <> $1
+             ORDER BY start_at LIMIT 1)"
     );
+    let earliest = candidate.start - chrono::Duration::minutes(domain::MAX_DURATION_MINUTES + 1);
     let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(candidate.id.to_string())
         .bind(candidate.doctor_id.to_string())
         .bind(candidate.patient_id.to_string())
         .bind(format_timestamp(candidate.end))
         .bind(format_timestamp(candidate.start))
+        .bind(format_timestamp(earliest))
         .fetch_all(conn)
         .await
         .map_err(storage_failure)?;
