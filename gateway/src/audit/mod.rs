@@ -226,13 +226,13 @@ impl AuditLog {
     async fn publisher(&self) -> Result<&BatchPublisher, AuditError> {
         self.publisher
             .get_or_try_init(|| async {
-                let mut stream = self
+                let stream = self
                     .js
                     .get_or_create_stream(Self::stream_config(self.max_age))
                     .await
                     .map_err(|e| AuditError(e.to_string()))?;
-                let info = stream.info().await.map_err(|e| AuditError(e.to_string()))?;
-                let atomic = kit::event_stream::atomic_enabled(info);
+                // The answer to the create carries the stream's configuration: no second request.
+                let atomic = kit::event_stream::atomic_enabled(stream.cached_info());
                 if !atomic {
                     // A stream made by an earlier version: entries are then stored one by one.
                     tracing::warn!(

@@ -220,17 +220,15 @@ impl SearchableTable {
         id: Uuid,
         name: &str,
     ) -> Result<(), sqlx::Error> {
-        let id_of_words = id;
-        let id = id.to_string();
         let delete = format!(
             "DELETE FROM {} WHERE {} = $1",
             self.words_table, self.words_owner
         );
         sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(&id)
+            .bind(id.to_string())
             .execute(&mut *conn)
             .await?;
-        self.index_new_name(conn, id_of_words, name).await
+        self.index_new_name(conn, id, name).await
     }
 
     /// Indexes the name of an entity that has no words yet (one just inserted).
