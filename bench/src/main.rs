@@ -44,6 +44,10 @@ struct Args {
         default_value = "ceilings,storage,system,scale,replay"
     )]
     only: Vec<String>,
+    /// Only these scenarios of the system part (login, get_patient, search, register, book,
+    /// mixed); all when not given. For profiling one path without the whole run.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
 }
 
 /// Sizes and durations of one run.
@@ -183,7 +187,10 @@ async fn main() -> anyhow::Result<()> {
             ("book", "POST /api/appointments"),
             ("mixed", "mixed front desk"),
         ];
-        for (scenario, label) in scenarios {
+        let chosen = |scenario: &str| {
+            args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == scenario)
+        };
+        for (scenario, label) in scenarios.into_iter().filter(|(s, _)| chosen(s)) {
             for connections in CONNECTIONS {
                 let sampler = (scenario == "mixed" && connections > 1)
                     .then(|| MemorySampler::start(&running));

@@ -7,53 +7,48 @@
 //! and the others still commit), and answers each write only after the commit: a write is
 //! acknowledged only once it is on disk, as before, but a burst of writes shares the fsync.
 //!
-//! A write is a closure over the connection. It must not commit, and it should only use the
-//! connection it is given (no awaiting anything else that could wait for another write).
+//! A write is a synchronous closure over the connection ([`Db`], sqlx's handle borrowed through
+//! rusqlite, see [`crate::handle`]): the whole batch runs on the writer's own thread without a
+//! thread switch per statement. It must not commit.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 
-use futures::future::BoxFuture;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
+
+pub use crate::handle::{Db, NotCommitted, WriteError};
 
 /// The most writes one transaction takes, so one commit never grows without bound.
 const MAX_BATCH: usize = 256;
 
 /// What happens after the commit: the write's caller learns how it ended.
-type Completion = Box<dyn FnOnce(Result<(), Arc<sqlx::Error>>) + Send>;
+type Completion = Box<dyn FnOnce(Result<(), NotCommitted>) + Send>;
 
 /// One queued write: runs on the connection, says whether it succeeded, and how to answer.
-type Job =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completion)> + Send>;
+type Job = Box<dyn FnOnce(&Db) -> (bool, Completion) + Send>;
 
-/// The error of a write whose own work succeeded but whose transaction did not commit.
-#[derive(Debug, thiserror::Error)]
-#[error("the write was not committed: {0}")]
-pub struct NotCommitted(pub Arc<sqlx::Error>);
-
-impl From<NotCommitted> for sqlx::Error {
-    fn from(error: NotCommitted) -> Self {
-        sqlx::Error::Protocol(error.to_string())
-    }
-}
-
-impl From<NotCommitted> for shared_events::ServiceError {
-    fn from(error: NotCommitted) -> Self {
-        crate::events::storage_failure(error)
-    }
-}
-
-/// Queues writes for the service's one writing task. Cheap to clone.
+/// Queues writes for the service's one writing thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::UnboundedSender<Job>,
 }
 
 impl Writer {
-    /// Starts the writing task on `pool`. It ends when every `Writer` is dropped.
+    /// Starts the writing thread on `pool`. It ends when every `Writer` is dropped.
     pub fn start(pool: SqlitePool) -> Writer {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, jobs));
+        // Its own thread (and a one-thread runtime for sqlx's acquire and lock): a batch runs
+        // its statements back to back, never queued behind the service's request tasks.
+        std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the group commit thread's runtime");
+                runtime.block_on(run(pool, jobs));
+            })
+            .expect("the group commit thread");
         Writer { queue }
     }
 
@@ -63,30 +58,28 @@ impl Writer {
     where
         T: Send + 'static,
         E: From<NotCommitted> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: FnOnce(&Db) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let result = write(conn).await;
-                let ok = result.is_ok();
-                let completion: Completion = Box::new(move |committed| {
-                    let outcome = match (result, committed) {
-                        (Ok(value), Ok(())) => Ok(value),
-                        (Ok(_), Err(error)) => Err(E::from(NotCommitted(error))),
-                        (Err(error), _) => Err(error),
-                    };
-                    let _ = answer.send(outcome);
-                });
-                (ok, completion)
-            })
+        let job: Job = Box::new(move |db| {
+            let result = write(db);
+            let ok = result.is_ok();
+            let completion: Completion = Box::new(move |committed| {
+                let outcome = match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(error)) => Err(E::from(error)),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = answer.send(outcome);
+            });
+            (ok, completion)
         });
         if self.queue.send(job).is_err() {
-            return Err(E::from(NotCommitted(Arc::new(sqlx::Error::PoolClosed))));
+            return Err(E::from(NotCommitted::because("the writer has stopped")));
         }
         answered
             .await
-            .unwrap_or_else(|_| Err(E::from(NotCommitted(Arc::new(sqlx::Error::WorkerCrashed)))))
+            .unwrap_or_else(|_| Err(E::from(NotCommitted::because("the write was abandoned"))))
     }
 }
 
@@ -111,40 +104,16 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
 async fn commit_batch(
     pool: &SqlitePool,
     batch: &mut Vec<Job>,
-) -> Vec<(Completion, Result<(), Arc<sqlx::Error>>)> {
+) -> Vec<(Completion, Result<(), NotCommitted>)> {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let outcome = async {
-        let mut conn = pool.acquire().await?;
-        // Statements are sent in pairs where they can be: each round trip to SQLite's
-        // connection thread costs more than the statement itself.
-        sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT write")
-            .execute(&mut *conn)
-            .await?;
-        let result = async {
-            let count = batch.len();
-            for (index, job) in batch.drain(..).enumerate() {
-                let (ok, completion) = job(&mut conn).await;
-                done.push(completion);
-                let last = index + 1 == count;
-                let next = match (ok, last) {
-                    (true, false) => "RELEASE write; SAVEPOINT write",
-                    (true, true) => "RELEASE write; COMMIT",
-                    (false, false) => "ROLLBACK TO write; RELEASE write; SAVEPOINT write",
-                    (false, true) => "ROLLBACK TO write; RELEASE write; COMMIT",
-                };
-                sqlx::raw_sql(next).execute(&mut *conn).await?;
-            }
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
-        if result.is_err() {
-            // Leave the pooled connection clean; the error reported is the first one.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        }
-        result
+        let mut conn = pool.acquire().await.map_err(NotCommitted::because)?;
+        crate::handle::with_handle(&mut conn, |db| run_jobs(db, batch, &mut done))
+            .await
+            .map_err(NotCommitted::because)?
+            .map_err(NotCommitted::because)
     }
-    .await
-    .map_err(Arc::new);
+    .await;
     // Writes that never ran (the batch failed before them) are dropped: their callers get
     // `NotCommitted`.
     let never_ran = batch.drain(..).count();
@@ -157,6 +126,43 @@ async fn commit_batch(
     done.into_iter().map(|c| (c, outcome.clone())).collect()
 }
 
+/// The transaction itself: each job in its savepoint, then the commit.
+fn run_jobs(
+    db: &Db,
+    batch: &mut Vec<Job>,
+    done: &mut Vec<Completion>,
+) -> Result<(), rusqlite::Error> {
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        for job in batch.drain(..) {
+            db.execute_batch("SAVEPOINT write")?;
+            // A panicking write is a failed write (its caller sees it abandoned), not the end
+            // of the writer and of every write after it.
+            let ok = match std::panic::catch_unwind(AssertUnwindSafe(|| job(db))) {
+                Ok((ok, completion)) => {
+                    done.push(completion);
+                    ok
+                }
+                Err(_) => {
+                    tracing::error!("a write panicked; rolled back alone");
+                    false
+                }
+            };
+            db.execute_batch(if ok {
+                "RELEASE write"
+            } else {
+                "ROLLBACK TO write; RELEASE write"
+            })?;
+        }
+        db.execute_batch("COMMIT")
+    })();
+    if result.is_err() && !db.is_autocommit() {
+        // Leave the pooled connection clean; the error reported is the first one.
+        let _ = db.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +172,7 @@ mod tests {
 
     #[derive(Debug)]
     enum Failure {
-        Sql(#[allow(dead_code)] sqlx::Error),
+        Sql(#[allow(dead_code)] rusqlite::Error),
         Refused,
         NotCommitted,
     }
@@ -175,8 +181,8 @@ mod tests {
             Failure::NotCommitted
         }
     }
-    impl From<sqlx::Error> for Failure {
-        fn from(error: sqlx::Error) -> Self {
+    impl From<rusqlite::Error> for Failure {
+        fn from(error: rusqlite::Error) -> Self {
             Failure::Sql(error)
         }
     }
@@ -192,20 +198,14 @@ mod tests {
         (dir, pool)
     }
 
-    fn insert(
-        n: i64,
-    ) -> impl for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<i64, Failure>> {
-        move |conn| {
-            Box::pin(async move {
-                sqlx::query("INSERT INTO t (n) VALUES ($1)")
-                    .bind(n)
-                    .execute(&mut *conn)
-                    .await?;
-                if n % 10 == 3 {
-                    return Err(Failure::Refused);
-                }
-                Ok(n)
-            })
+    fn insert(n: i64) -> impl FnOnce(&Db) -> Result<i64, Failure> {
+        move |db| {
+            db.prepare_cached("INSERT INTO t (n) VALUES (?1)")?
+                .execute([n])?;
+            if n % 10 == 3 {
+                return Err(Failure::Refused);
+            }
+            Ok(n)
         }
     }
 
@@ -241,6 +241,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_abandoned_and_the_writer_goes_on() {
+        let (_dir, pool) = database().await;
+        let writer = Writer::start(pool.clone());
+        let panicked = writer
+            .write(|db: &Db| -> Result<(), Failure> {
+                db.execute("INSERT INTO t (n) VALUES (7)", [])?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(matches!(panicked, Err(Failure::NotCommitted)), "{panicked:?}");
+        assert_eq!(writer.write(insert(8)).await.unwrap(), 8);
+        let stored: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec![8], "the panicked write was rolled back");
     }
 
     #[tokio::test]

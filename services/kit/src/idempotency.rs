@@ -31,10 +31,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared_events::subjects::action;
 use shared_events::{ErrorCode, ServiceError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::command::RequestContext;
 use crate::events::format_timestamp;
+use crate::handle::{Db, WriteError};
 
 /// `HOSPITAL_IDEMPOTENCY_RETENTION_HOURS`: how long keys are kept.
 pub const RETENTION_VAR: &str = "HOSPITAL_IDEMPOTENCY_RETENTION_HOURS";
@@ -123,52 +124,43 @@ pub struct KeyTaken {
 /// expected outcome of a race from a real storage failure.
 pub const KEY_TAKEN: &str = "Idempotency-Key recorded by a concurrent request, rolled back";
 
-impl From<KeyTaken> for sqlx::Error {
-    fn from(taken: KeyTaken) -> Self {
-        sqlx::Error::InvalidArgument(taken.to_string())
-    }
-}
-
 /// Records the claim of `context` (if any) with `reply`, the body the handler is about to
 /// answer with, inside the caller's write transaction: call it next to
 /// [`crate::outbox::append`] in every transaction a keyed command commits. Fails with
 /// [`KeyTaken`] (so the transaction rolls back) when the key is already stored.
-pub async fn remember<T: Serialize>(
-    conn: &mut SqliteConnection,
+pub fn remember<T: Serialize>(
+    db: &Db,
     context: &RequestContext,
     reply: &T,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let Some(claim) = &context.idempotency else {
         return Ok(());
     };
-    let body = reply_bytes(reply).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let body = String::from_utf8(body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let body = String::from_utf8(reply_bytes(reply)?)
+        .map_err(|error| WriteError::Corrupt(error.to_string()))?;
     // A write transaction holds SQLite's write lock, so this check and the insert see every
     // committed key; the primary key still refuses a duplicate should anything slip past.
-    let taken: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM idempotency_keys WHERE actor_id = $1 AND key = $2")
-            .bind(&claim.actor_id)
-            .bind(&claim.key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if taken.is_some() {
+    let taken = db
+        .prepare_cached("SELECT 1 FROM idempotency_keys WHERE actor_id = ?1 AND key = ?2")?
+        .exists((&claim.actor_id, &claim.key))?;
+    if taken {
         return Err(KeyTaken {
             key: claim.key.clone(),
         }
         .into());
     }
-    sqlx::query(
+    db.prepare_cached(
         "INSERT INTO idempotency_keys (actor_id, key, action, fingerprint, reply, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&claim.actor_id)
-    .bind(&claim.key)
-    .bind(&claim.action)
-    .bind(&claim.fingerprint)
-    .bind(body)
-    .bind(format_timestamp(crate::events::now()))
-    .execute(conn)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute((
+        &claim.actor_id,
+        &claim.key,
+        &claim.action,
+        &claim.fingerprint,
+        body,
+        format_timestamp(crate::events::now()),
+    ))?;
     Ok(())
 }
 
@@ -281,7 +273,7 @@ mod tests {
         reply: &serde_json::Value,
     ) -> Result<(), sqlx::Error> {
         let mut tx = crate::sqlite::begin_write(&store.pool).await?;
-        remember(&mut tx, &context(claim), reply).await?;
+        crate::handle::with_handle(&mut tx, |db| remember(db, &context(claim), reply)).await??;
         tx.commit().await
     }
 
@@ -365,9 +357,12 @@ mod tests {
     async fn without_a_claim_nothing_is_remembered() {
         let (_dir, store) = database().await;
         let mut tx = crate::sqlite::begin_write(&store.pool).await.unwrap();
-        remember(&mut tx, &RequestContext::system(), &serde_json::json!({}))
-            .await
-            .unwrap();
+        crate::handle::with_handle(&mut tx, |db| {
+            remember(db, &RequestContext::system(), &serde_json::json!({}))
+        })
+        .await
+        .unwrap()
+        .unwrap();
         tx.commit().await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
             .fetch_one(&store.pool)

@@ -32,6 +32,7 @@ pub mod event_stream;
 pub mod events;
 pub mod fields;
 pub mod group_commit;
+pub mod handle;
 pub mod idempotency;
 pub mod listing;
 pub mod nats;

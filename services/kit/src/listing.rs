@@ -15,8 +15,10 @@
 
 use shared_events::{ListQuery, Page};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteExecutor, SqlitePool};
 use uuid::Uuid;
+
+use crate::handle::Db;
 
 /// Longest word kept for search; longer words are cut.
 const MAX_WORD_CHARS: usize = 40;
@@ -214,44 +216,45 @@ impl SearchableTable {
     }
 
     /// Replaces the search words of entity `id` (inside the caller's transaction).
-    pub async fn index_name(
-        &self,
-        conn: &mut SqliteConnection,
-        id: Uuid,
-        name: &str,
-    ) -> Result<(), sqlx::Error> {
+    pub fn index_name(&self, db: &Db, id: Uuid, name: &str) -> rusqlite::Result<()> {
         let delete = format!(
-            "DELETE FROM {} WHERE {} = $1",
+            "DELETE FROM {} WHERE {} = ?1",
             self.words_table, self.words_owner
         );
-        sqlx::query(sqlx::AssertSqlSafe(delete))
-            .bind(id.to_string())
-            .execute(&mut *conn)
-            .await?;
-        self.index_new_name(conn, id, name).await
+        db.prepare_cached(&delete)?.execute([id.to_string()])?;
+        self.index_new_name(db, id, name)
     }
 
     /// Indexes the name of an entity that has no words yet (one just inserted).
-    pub async fn index_new_name(
-        &self,
-        conn: &mut SqliteConnection,
-        id: Uuid,
-        name: &str,
-    ) -> Result<(), sqlx::Error> {
-        let id = id.to_string();
-        let words = name_words(name);
-        if words.is_empty() {
-            return Ok(());
-        }
-        let mut insert = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {} (word, {}) ",
+    pub fn index_new_name(&self, db: &Db, id: Uuid, name: &str) -> rusqlite::Result<()> {
+        let insert = format!(
+            "INSERT INTO {} (word, {}) VALUES (?1, ?2)",
             self.words_table, self.words_owner
-        ));
-        insert.push_values(words, |mut row, word| {
-            row.push_bind(word).push_bind(id.clone());
-        });
-        insert.build().execute(&mut *conn).await?;
+        );
+        let mut insert = db.prepare_cached(&insert)?;
+        let id = id.to_string();
+        for word in name_words(name) {
+            insert.execute((word, &id))?;
+        }
         Ok(())
+    }
+
+    /// A live row read inside a write (on the handle), mapped by `map` from the columns in
+    /// [`SearchableTable::columns`] order.
+    pub fn live_row_in<R>(
+        &self,
+        db: &Db,
+        id: Uuid,
+        map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<Option<R>> {
+        use rusqlite::OptionalExtension;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE id = ?1 AND deleted_at IS NULL",
+            self.columns, self.table
+        );
+        db.prepare_cached(&sql)?
+            .query_row([id.to_string()], map)
+            .optional()
     }
 
     /// The SQL for one page of `query`: live rows only, matching the search, after the cursor,
@@ -404,7 +407,10 @@ mod tests {
                 .execute(&mut *conn)
                 .await
                 .unwrap();
-            PEOPLE.index_name(&mut conn, id, &name).await.unwrap();
+            crate::handle::with_handle(&mut conn, |db| PEOPLE.index_name(db, id, &name))
+                .await
+                .unwrap()
+                .unwrap();
         }
         (dir, pool)
     }

@@ -18,11 +18,12 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 
 use crate::batch_publish::{BatchPublisher, Outgoing};
+use crate::handle::{Db, WriteError};
 use async_nats::jetstream;
 use serde::Serialize;
 use shared_events::EventEnvelope;
 use shared_events::headers::MSG_ID;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -35,24 +36,21 @@ pub struct OutboxRow {
 }
 
 /// Appends `event` to the outbox inside the caller's transaction.
-pub async fn append<T: Serialize>(
-    conn: &mut SqliteConnection,
-    event: &EventEnvelope<T>,
-) -> Result<OutboxRow, sqlx::Error> {
+pub fn append<T: Serialize>(db: &Db, event: &EventEnvelope<T>) -> Result<OutboxRow, WriteError> {
     let row = OutboxRow {
         event_id: event.event_id.to_string(),
         subject: event.subject(),
-        payload: serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+        payload: serde_json::to_string(event)?,
     };
-    sqlx::query(
-        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&row.event_id)
-    .bind(&row.subject)
-    .bind(&row.payload)
-    .bind(event.occurred_at.to_rfc3339())
-    .execute(conn)
-    .await?;
+    db.prepare_cached(
+        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute((
+        &row.event_id,
+        &row.subject,
+        &row.payload,
+        event.occurred_at.to_rfc3339(),
+    ))?;
     Ok(row)
 }
 
