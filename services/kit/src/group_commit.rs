@@ -253,7 +253,10 @@ mod tests {
                 panic!("a bug in a write");
             })
             .await;
-        assert!(matches!(panicked, Err(Failure::NotCommitted)), "{panicked:?}");
+        assert!(
+            matches!(panicked, Err(Failure::NotCommitted)),
+            "{panicked:?}"
+        );
         assert_eq!(writer.write(insert(8)).await.unwrap(), 8);
         let stored: Vec<i64> = sqlx::query_scalar("SELECT n FROM t")
             .fetch_all(&pool)

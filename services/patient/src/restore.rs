@@ -3,6 +3,7 @@
 //! store's own row and name-index code, and nothing goes to the outbox (the events exist).
 
 use kit::directory::decode;
+use kit::handle::with_handle;
 use kit::outbox::OutboxRow;
 use kit::read_model::Projection;
 use shared_events::patient::Patient;
@@ -29,19 +30,22 @@ impl Projection for PatientRestore {
                 .bind(patient.id.to_string())
                 .fetch_optional(&mut *conn)
                 .await?;
-        match current {
+        with_handle(conn, |db| match current {
             None => {
-                write_row(conn, &patient, true).await?;
-                PATIENTS.index_name(conn, patient.id, &patient.name).await?;
+                write_row(db, &patient, true)?;
+                PATIENTS.index_name(db, patient.id, &patient.name)
             }
             Some((version, name)) if patient.version > version => {
-                write_row(conn, &patient, false).await?;
+                write_row(db, &patient, false)?;
                 if name != patient.name {
-                    PATIENTS.index_name(conn, patient.id, &patient.name).await?;
+                    PATIENTS.index_name(db, patient.id, &patient.name)?;
                 }
+                Ok(())
             }
-            Some(_) => {}
-        }
+            Some(_) => Ok(()),
+        })
+        .await?
+        .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
         Ok(Vec::new())
     }
 

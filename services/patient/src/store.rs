@@ -4,13 +4,13 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
-use kit::group_commit::Writer;
+use kit::group_commit::{Db, WriteError, Writer};
 use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
 use shared_events::patient::{Patient, Sex};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/patient/sqlite");
@@ -45,6 +45,24 @@ struct PatientRow {
 }
 
 impl PatientRow {
+    /// The row as read inside a write, columns in [`COLUMNS`] order.
+    fn from_handle(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(PatientRow {
+            id: row.get(0)?,
+            mrn: row.get(1)?,
+            name: row.get(2)?,
+            birth_date: row.get(3)?,
+            sex: row.get(4)?,
+            phone: row.get(5)?,
+            email: row.get(6)?,
+            address: row.get(7)?,
+            version: row.get(8)?,
+            created_at: row.get(9)?,
+            updated_at: row.get(10)?,
+            deleted_at: row.get(11)?,
+        })
+    }
+
     fn into_patient(self) -> Result<Patient, String> {
         Ok(Patient {
             id: self
@@ -143,8 +161,8 @@ impl PatientStore {
                         event: Some(event),
                     });
                 }
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
-                Err(e) => return Err(storage_failure(e)),
+                Err(error) if error.is_unique_violation() => continue,
+                Err(error) => return Err(error.into()),
             }
         }
         Err(storage_failure(
@@ -156,29 +174,25 @@ impl PatientStore {
         &self,
         patient: &Patient,
         context: &RequestContext,
-    ) -> Result<OutboxRow, sqlx::Error> {
+    ) -> Result<OutboxRow, WriteError> {
         let patient = patient.clone();
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    write_row(conn, &patient, true).await?;
-                    PATIENTS
-                        .index_new_name(conn, patient.id, &patient.name)
-                        .await?;
-                    let event = new_event(
-                        Aggregate::Patient,
-                        patient.id,
-                        patient.version,
-                        "created",
-                        &context,
-                        patient.updated_at,
-                        &patient,
-                    );
-                    let row = outbox::append(conn, &event).await?;
-                    idempotency::remember(conn, &context, &patient).await?;
-                    Ok(row)
-                })
+            .write(move |db| {
+                write_row(db, &patient, true)?;
+                PATIENTS.index_new_name(db, patient.id, &patient.name)?;
+                let event = new_event(
+                    Aggregate::Patient,
+                    patient.id,
+                    patient.version,
+                    "created",
+                    &context,
+                    patient.updated_at,
+                    &patient,
+                );
+                let row = outbox::append(db, &event)?;
+                idempotency::remember(db, &context, &patient)?;
+                Ok(row)
             })
             .await
     }
@@ -195,29 +209,23 @@ impl PatientStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let row: Option<PatientRow> = PATIENTS
-                        .live_row(&mut *conn, id)
-                        .await
-                        .map_err(storage_failure)?;
-                    let current = row
-                        .ok_or_else(|| ServiceError::not_found("patient"))?
-                        .into_patient()
-                        .map_err(storage_failure)?;
-                    let Some(next) = decide(&current)? else {
-                        return Ok(Committed {
-                            patient: current,
-                            event: None,
-                        });
-                    };
-                    let event = store_change(conn, &current, &next, verb, &context)
-                        .await
-                        .map_err(storage_failure)?;
-                    Ok(Committed {
-                        patient: next,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                let current = PATIENTS
+                    .live_row_in(db, id, PatientRow::from_handle)
+                    .map_err(storage_failure)?
+                    .ok_or_else(|| ServiceError::not_found("patient"))?
+                    .into_patient()
+                    .map_err(storage_failure)?;
+                let Some(next) = decide(&current)? else {
+                    return Ok(Committed {
+                        patient: current,
+                        event: None,
+                    });
+                };
+                let event = store_change(db, &current, &next, verb, &context)?;
+                Ok(Committed {
+                    patient: next,
+                    event: Some(event),
                 })
             })
             .await
@@ -225,16 +233,16 @@ impl PatientStore {
 }
 
 /// Writes `next` over `current` with its `verb` event.
-async fn store_change(
-    conn: &mut SqliteConnection,
+fn store_change(
+    db: &Db,
     current: &Patient,
     next: &Patient,
     verb: &str,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
-    write_row(conn, next, false).await?;
+) -> Result<OutboxRow, WriteError> {
+    write_row(db, next, false)?;
     if next.name != current.name {
-        PATIENTS.index_name(conn, next.id, &next.name).await?;
+        PATIENTS.index_name(db, next.id, &next.name)?;
     }
     let event = new_event(
         Aggregate::Patient,
@@ -245,38 +253,33 @@ async fn store_change(
         next.updated_at,
         next,
     );
-    let row = outbox::append(conn, &event).await?;
-    idempotency::remember(conn, context, next).await?;
+    let row = outbox::append(db, &event)?;
+    idempotency::remember(db, context, next)?;
     Ok(row)
 }
 
-pub(crate) async fn write_row(
-    conn: &mut SqliteConnection,
-    p: &Patient,
-    insert: bool,
-) -> Result<(), sqlx::Error> {
+pub(crate) fn write_row(db: &Db, p: &Patient, insert: bool) -> rusqlite::Result<()> {
     let sql = if insert {
         "INSERT INTO patients (id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
     } else {
-        "UPDATE patients SET mrn = $2, name = $3, birth_date = $4, sex = $5, phone = $6, email = $7, address = $8,
-                version = $9, created_at = $10, updated_at = $11, deleted_at = $12
-         WHERE id = $1"
+        "UPDATE patients SET mrn = ?2, name = ?3, birth_date = ?4, sex = ?5, phone = ?6, email = ?7, address = ?8,
+                version = ?9, created_at = ?10, updated_at = ?11, deleted_at = ?12
+         WHERE id = ?1"
     };
-    sqlx::query(sql)
-        .bind(p.id.to_string())
-        .bind(&p.mrn)
-        .bind(&p.name)
-        .bind(p.birth_date.to_string())
-        .bind(p.sex.as_str())
-        .bind(&p.phone)
-        .bind(&p.email)
-        .bind(&p.address)
-        .bind(p.version)
-        .bind(format_timestamp(p.created_at))
-        .bind(format_timestamp(p.updated_at))
-        .bind(p.deleted_at.map(format_timestamp))
-        .execute(conn)
-        .await?;
+    db.prepare_cached(sql)?.execute((
+        p.id.to_string(),
+        &p.mrn,
+        &p.name,
+        p.birth_date.to_string(),
+        p.sex.as_str(),
+        &p.phone,
+        &p.email,
+        &p.address,
+        p.version,
+        format_timestamp(p.created_at),
+        format_timestamp(p.updated_at),
+        p.deleted_at.map(format_timestamp),
+    ))?;
     Ok(())
 }

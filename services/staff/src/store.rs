@@ -3,13 +3,13 @@
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
-use kit::group_commit::Writer;
+use kit::group_commit::{Db, WriteError, Writer};
 use kit::idempotency;
 use kit::listing::{SearchableTable, into_page};
 use kit::outbox::{self, OutboxRow};
 use shared_events::staff::{Staff, StaffRole};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/staff/sqlite");
@@ -40,6 +40,23 @@ struct StaffRow {
 }
 
 impl StaffRow {
+    /// The row as read inside a write, columns in [`COLUMNS`] order.
+    fn from_handle(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StaffRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            role: row.get(2)?,
+            specialization: row.get(3)?,
+            phone: row.get(4)?,
+            email: row.get(5)?,
+            username: row.get(6)?,
+            version: row.get(7)?,
+            created_at: row.get(8)?,
+            updated_at: row.get(9)?,
+            deleted_at: row.get(10)?,
+        })
+    }
+
     fn into_staff(self) -> Result<Staff, String> {
         Ok(Staff {
             id: self
@@ -172,16 +189,13 @@ impl StaffStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let hash = password_hash.map_or(HashUpdate::Keep, HashUpdate::Set);
-                    let event = insert_staff(conn, &staff, &hash, &context)
-                        .await
-                        .map_err(|e| username_conflict(e, staff.username.as_deref()))?;
-                    Ok(Committed {
-                        staff,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                let hash = password_hash.map_or(HashUpdate::Keep, HashUpdate::Set);
+                let event = insert_staff(db, &staff, &hash, &context)
+                    .map_err(|e| username_conflict(e, staff.username.as_deref()))?;
+                Ok(Committed {
+                    staff,
+                    event: Some(event),
                 })
             })
             .await
@@ -200,43 +214,38 @@ impl StaffStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let row: Option<StaffRow> = STAFF
-                        .live_row(&mut *conn, id)
-                        .await
-                        .map_err(storage_failure)?;
-                    let current = row
-                        .ok_or_else(|| ServiceError::not_found("staff member"))?
-                        .into_staff()
-                        .map_err(storage_failure)?;
-                    let Some((next, hash)) = decide(&current)? else {
-                        return Ok(Committed {
-                            staff: current,
-                            event: None,
-                        });
-                    };
-                    let event = update_staff(conn, &current, &next, &hash, verb, &context)
-                        .await
-                        .map_err(|e| username_conflict(e, next.username.as_deref()))?;
-                    Ok(Committed {
-                        staff: next,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                let current = STAFF
+                    .live_row_in(db, id, StaffRow::from_handle)
+                    .map_err(storage_failure)?
+                    .ok_or_else(|| ServiceError::not_found("staff member"))?
+                    .into_staff()
+                    .map_err(storage_failure)?;
+                let Some((next, hash)) = decide(&current)? else {
+                    return Ok(Committed {
+                        staff: current,
+                        event: None,
+                    });
+                };
+                let event = update_staff(db, &current, &next, &hash, verb, &context)
+                    .map_err(|e| username_conflict(e, next.username.as_deref()))?;
+                Ok(Committed {
+                    staff: next,
+                    event: Some(event),
                 })
             })
             .await
     }
 }
 
-async fn insert_staff(
-    conn: &mut SqliteConnection,
+fn insert_staff(
+    db: &Db,
     staff: &Staff,
     hash: &HashUpdate,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
-    write_row(conn, staff, hash, true).await?;
-    STAFF.index_new_name(conn, staff.id, &staff.name).await?;
+) -> Result<OutboxRow, WriteError> {
+    write_row(db, staff, hash, true)?;
+    STAFF.index_new_name(db, staff.id, &staff.name)?;
     let event = new_event(
         Aggregate::Staff,
         staff.id,
@@ -246,22 +255,22 @@ async fn insert_staff(
         staff.updated_at,
         staff,
     );
-    let row = outbox::append(conn, &event).await?;
-    idempotency::remember(conn, context, staff).await?;
+    let row = outbox::append(db, &event)?;
+    idempotency::remember(db, context, staff)?;
     Ok(row)
 }
 
-async fn update_staff(
-    conn: &mut SqliteConnection,
+fn update_staff(
+    db: &Db,
     current: &Staff,
     next: &Staff,
     hash: &HashUpdate,
     verb: &str,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
-    write_row(conn, next, hash, false).await?;
+) -> Result<OutboxRow, WriteError> {
+    write_row(db, next, hash, false)?;
     if next.name != current.name {
-        STAFF.index_name(conn, next.id, &next.name).await?;
+        STAFF.index_name(db, next.id, &next.name)?;
     }
     let event = new_event(
         Aggregate::Staff,
@@ -272,60 +281,60 @@ async fn update_staff(
         next.updated_at,
         next,
     );
-    let row = outbox::append(conn, &event).await?;
-    idempotency::remember(conn, context, next).await?;
+    let row = outbox::append(db, &event)?;
+    idempotency::remember(db, context, next)?;
     Ok(row)
 }
 
 /// A taken username is the client's conflict; anything else is ours.
-fn username_conflict(error: sqlx::Error, username: Option<&str>) -> ServiceError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => ServiceError::conflict(format!(
+fn username_conflict(error: WriteError, username: Option<&str>) -> ServiceError {
+    if error.is_unique_violation() {
+        return ServiceError::conflict(format!(
             "the username {:?} is already taken",
             username.unwrap_or_default()
-        )),
-        _ => storage_failure(error),
+        ));
     }
+    error.into()
 }
 
 /// Writes the row; the username and its password hash change in the same statement, so the
 /// table's rule "a username always has a hash" holds after every statement.
-pub(crate) async fn write_row(
-    conn: &mut SqliteConnection,
+pub(crate) fn write_row(
+    db: &Db,
     s: &Staff,
     hash: &HashUpdate,
     insert: bool,
-) -> Result<(), sqlx::Error> {
-    let sql = if insert {
-        "INSERT INTO staff (id, name, role, specialization, phone, email, username, password_hash,
-                            version, created_at, updated_at, deleted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-    } else {
-        "UPDATE staff SET name = $2, role = $3, specialization = $4, phone = $5, email = $6, username = $7,
-                password_hash = CASE WHEN $13 THEN NULL ELSE COALESCE($8, password_hash) END,
-                version = $9, created_at = $10, updated_at = $11, deleted_at = $12
-         WHERE id = $1"
-    };
+) -> rusqlite::Result<()> {
     let (new_hash, clear) = match hash {
         HashUpdate::Keep => (None, false),
         HashUpdate::Clear => (None, true),
         HashUpdate::Set(h) => (Some(h.as_str()), false),
     };
-    sqlx::query(sql)
-        .bind(s.id.to_string())
-        .bind(&s.name)
-        .bind(s.role.as_str())
-        .bind(&s.specialization)
-        .bind(&s.phone)
-        .bind(&s.email)
-        .bind(&s.username)
-        .bind(new_hash)
-        .bind(s.version)
-        .bind(format_timestamp(s.created_at))
-        .bind(format_timestamp(s.updated_at))
-        .bind(s.deleted_at.map(format_timestamp))
-        .bind(clear)
-        .execute(conn)
-        .await?;
+    let id = s.id.to_string();
+    let created_at = format_timestamp(s.created_at);
+    let updated_at = format_timestamp(s.updated_at);
+    let deleted_at = s.deleted_at.map(format_timestamp);
+    if insert {
+        db.prepare_cached(
+            "INSERT INTO staff (id, name, role, specialization, phone, email, username, password_hash,
+                                version, created_at, updated_at, deleted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute((
+            id, &s.name, s.role.as_str(), &s.specialization, &s.phone, &s.email, &s.username,
+            new_hash, s.version, created_at, updated_at, deleted_at,
+        ))?;
+    } else {
+        db.prepare_cached(
+            "UPDATE staff SET name = ?2, role = ?3, specialization = ?4, phone = ?5, email = ?6, username = ?7,
+                    password_hash = CASE WHEN ?13 THEN NULL ELSE COALESCE(?8, password_hash) END,
+                    version = ?9, created_at = ?10, updated_at = ?11, deleted_at = ?12
+             WHERE id = ?1",
+        )?
+        .execute((
+            id, &s.name, s.role.as_str(), &s.specialization, &s.phone, &s.email, &s.username,
+            new_hash, s.version, created_at, updated_at, deleted_at, clear,
+        ))?;
+    }
     Ok(())
 }
