@@ -5,6 +5,7 @@
 //! `hospital replay record`.
 
 use kit::directory::decode;
+use kit::handle::with_handle;
 use kit::outbox::OutboxRow;
 use kit::read_model::Projection;
 use shared_events::record::MedicalRecord;
@@ -27,14 +28,18 @@ impl Projection for RecordRestore {
             return Ok(Vec::new());
         }
         let record: MedicalRecord = decode(event, "medical record")?;
-        write_current(conn, &record).await?;
         // The event's verb names the change; an entry in error is published as `deleted`.
         let change = match event.verb() {
             "created" => Change::Created,
             "amended" => Change::Amended,
             _ => Change::EnteredInError,
         };
-        write_version(conn, &record, change, &event.actor, VersionRepeat::Ignore).await?;
+        // The store's own write functions, run on the handle inside the restore's transaction.
+        with_handle(conn, |db| {
+            write_current(db, &record)?;
+            write_version(db, &record, change, &event.actor, VersionRepeat::Ignore)
+        })
+        .await??;
         Ok(Vec::new())
     }
 

@@ -5,13 +5,15 @@
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
 use kit::group_commit::Writer;
+use kit::handle::{Db, WriteError};
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use shared_events::record::{MedicalRecord, RecordKind, RecordStatus, RecordVersion};
 use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use crate::domain::Change;
@@ -40,6 +42,26 @@ struct RecordRow {
 }
 
 impl RecordRow {
+    /// The same row read inside a write (on the handle), from the columns in [`COLUMNS`] order.
+    fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RecordRow {
+            id: row.get(0)?,
+            patient_id: row.get(1)?,
+            author_id: row.get(2)?,
+            appointment_id: row.get(3)?,
+            kind: row.get(4)?,
+            title: row.get(5)?,
+            body: row.get(6)?,
+            diagnoses: row.get(7)?,
+            vitals: row.get(8)?,
+            recorded_at: row.get(9)?,
+            status: row.get(10)?,
+            version: row.get(11)?,
+            created_at: row.get(12)?,
+            updated_at: row.get(13)?,
+        })
+    }
+
     fn into_record(self) -> Result<MedicalRecord, String> {
         let uuid = |name: &str, text: &str| -> Result<Uuid, String> {
             text.parse().map_err(|e| format!("{name} {text}: {e}"))
@@ -166,18 +188,12 @@ impl RecordStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let event = write_change(conn, &record, Change::Created, &context)
-                        .await
-                        .map_err(storage_failure)?;
-                    idempotency::remember(conn, &context, &record)
-                        .await
-                        .map_err(storage_failure)?;
-                    Ok(Committed {
-                        record,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                let event = write_change(db, &record, Change::Created, &context)?;
+                idempotency::remember(db, &context, &record)?;
+                Ok(Committed {
+                    record,
+                    event: Some(event),
                 })
             })
             .await
@@ -197,34 +213,30 @@ impl RecordStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let sql = format!("SELECT {COLUMNS} FROM records WHERE id = $1");
-                    let row: Option<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(storage_failure)?;
-                    let current = row
-                        .ok_or_else(|| ServiceError::not_found("record"))?
-                        .into_record()
-                        .map_err(storage_failure)?;
-                    let Some(next) = decide(&current)? else {
-                        return Ok(Committed {
-                            record: current,
-                            event: None,
-                        });
-                    };
-                    let event = write_change(conn, &next, change, &context)
-                        .await
-                        .map_err(storage_failure)?;
-                    idempotency::remember(conn, &context, &next)
-                        .await
-                        .map_err(storage_failure)?;
-                    Ok(Committed {
-                        record: next,
-                        event: Some(event),
+            .write(move |db| {
+                let row = db
+                    .prepare_cached(&format!("SELECT {COLUMNS} FROM records WHERE id = ?1"))
+                    .and_then(|mut select| {
+                        select
+                            .query_row([id.to_string()], RecordRow::from_rusqlite)
+                            .optional()
                     })
+                    .map_err(WriteError::from)?;
+                let current = row
+                    .ok_or_else(|| ServiceError::not_found("record"))?
+                    .into_record()
+                    .map_err(storage_failure)?;
+                let Some(next) = decide(&current)? else {
+                    return Ok(Committed {
+                        record: current,
+                        event: None,
+                    });
+                };
+                let event = write_change(db, &next, change, &context)?;
+                idempotency::remember(db, &context, &next)?;
+                Ok(Committed {
+                    record: next,
+                    event: Some(event),
                 })
             })
             .await
@@ -232,14 +244,14 @@ impl RecordStore {
 }
 
 /// Writes `record` as the current state, appends it as a version and its event to the outbox.
-async fn write_change(
-    conn: &mut SqliteConnection,
+fn write_change(
+    db: &Db,
     record: &MedicalRecord,
     change: Change,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
-    write_current(conn, record).await?;
-    write_version(conn, record, change, &context.actor, VersionRepeat::Refuse).await?;
+) -> Result<OutboxRow, WriteError> {
+    write_current(db, record)?;
+    write_version(db, record, change, &context.actor, VersionRepeat::Refuse)?;
     let event = new_event(
         Aggregate::Record,
         record.id,
@@ -249,41 +261,38 @@ async fn write_change(
         record.updated_at,
         record,
     );
-    outbox::append(conn, &event).await
+    outbox::append(db, &event)
 }
 
 /// Stores `record` as the current row, unless the row already holds that version or a newer one.
-pub(crate) async fn write_current(
-    conn: &mut SqliteConnection,
-    record: &MedicalRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub(crate) fn write_current(db: &Db, record: &MedicalRecord) -> Result<(), WriteError> {
+    db.prepare_cached(
         "INSERT INTO records (id, patient_id, author_id, appointment_id, kind, title, body, diagnoses,
                               vitals, recorded_at, status, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (id) DO UPDATE SET
              appointment_id = excluded.appointment_id, kind = excluded.kind, title = excluded.title,
              body = excluded.body, diagnoses = excluded.diagnoses, vitals = excluded.vitals,
              recorded_at = excluded.recorded_at, status = excluded.status,
              version = excluded.version, updated_at = excluded.updated_at
          WHERE excluded.version > records.version",
-    )
-    .bind(record.id.to_string())
-    .bind(record.patient_id.to_string())
-    .bind(record.author_id.to_string())
-    .bind(record.appointment_id.map(|id| id.to_string()))
-    .bind(record.kind.as_str())
-    .bind(&record.title)
-    .bind(&record.body)
-    .bind(to_json(&record.diagnoses)?)
-    .bind(record.vitals.as_ref().map(to_json).transpose()?)
-    .bind(format_timestamp(record.recorded_at))
-    .bind(record.status.as_str())
-    .bind(record.version)
-    .bind(format_timestamp(record.created_at))
-    .bind(format_timestamp(record.updated_at))
-    .execute(&mut *conn)
-    .await?;
+    )?
+    .execute((
+        record.id.to_string(),
+        record.patient_id.to_string(),
+        record.author_id.to_string(),
+        record.appointment_id.map(|id| id.to_string()),
+        record.kind.as_str(),
+        &record.title,
+        &record.body,
+        to_json(&record.diagnoses)?,
+        record.vitals.as_ref().map(to_json).transpose()?,
+        format_timestamp(record.recorded_at),
+        record.status.as_str(),
+        record.version,
+        format_timestamp(record.created_at),
+        format_timestamp(record.updated_at),
+    ))?;
     Ok(())
 }
 
@@ -297,38 +306,37 @@ pub(crate) enum VersionRepeat {
 }
 
 /// Appends `record` to its version history, as changed by `by`.
-pub(crate) async fn write_version(
-    conn: &mut SqliteConnection,
+pub(crate) fn write_version(
+    db: &Db,
     record: &MedicalRecord,
     change: Change,
     by: &Actor,
     repeat: VersionRepeat,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), WriteError> {
     let sql = match repeat {
         VersionRepeat::Refuse => {
             "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
                                           changed_at, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         }
         VersionRepeat::Ignore => {
             "INSERT OR IGNORE INTO record_versions (record_id, version, change, changed_by_id,
                                                     changed_by_role, changed_at, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         }
     };
-    sqlx::query(sql)
-        .bind(record.id.to_string())
-        .bind(record.version)
-        .bind(change.as_str())
-        .bind(&by.id)
-        .bind(&by.role)
-        .bind(format_timestamp(record.updated_at))
-        .bind(to_json(record)?)
-        .execute(conn)
-        .await?;
+    db.prepare_cached(sql)?.execute((
+        record.id.to_string(),
+        record.version,
+        change.as_str(),
+        &by.id,
+        &by.role,
+        format_timestamp(record.updated_at),
+        to_json(record)?,
+    ))?;
     Ok(())
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, sqlx::Error> {
-    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+fn to_json<T: Serialize>(value: &T) -> Result<String, WriteError> {
+    Ok(serde_json::to_string(value)?)
 }
