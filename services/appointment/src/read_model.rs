@@ -9,6 +9,7 @@
 use kit::RequestContext;
 use kit::directory::{self, Applied};
 use kit::events::now;
+use kit::handle::{WriteError, with_handle};
 use kit::outbox::OutboxRow;
 use kit::read_model::{Projection, Subscription};
 use shared_events::{Actor, Aggregate, EventEnvelope};
@@ -55,12 +56,18 @@ impl Projection for PeopleProjection {
             idempotency: None,
         };
         let at = now();
-        let mut caused = Vec::new();
-        for booking in store::future_bookings(conn, party, event.aggregate_id, at).await? {
-            if let Ok(Some(revision)) = domain::cancel(&booking, None, Some(reason), at) {
-                caused.push(store::record_revision(conn, &revision, &context).await?);
+        // The whole cascade in one go on the handle: the bookings, their rows and their events.
+        let caused = with_handle(conn, |db| -> Result<Vec<OutboxRow>, WriteError> {
+            let mut caused = Vec::new();
+            for booking in store::future_bookings(db, party, event.aggregate_id, at)? {
+                if let Ok(Some(revision)) = domain::cancel(&booking, None, Some(reason), at) {
+                    caused.push(store::record_revision(db, &revision, &context)?);
+                }
             }
-        }
+            Ok(caused)
+        })
+        .await?
+        .map_err(projection_error)?;
         if !caused.is_empty() {
             tracing::info!(
                 cancelled = caused.len(),
@@ -94,5 +101,14 @@ impl Projection for PeopleProjection {
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         directory::reset(conn).await
+    }
+}
+
+/// A cascade's error as the runner classifies it: a stored row that does not parse is
+/// permanent (`Decode`, parked at once), as it was when the cascade read through sqlx.
+fn projection_error(error: WriteError) -> sqlx::Error {
+    match error {
+        WriteError::Corrupt(message) => sqlx::Error::Decode(message.into()),
+        other => other.into(),
     }
 }

@@ -4,8 +4,10 @@
 //! it afterwards with `hospital replay appointment`.
 
 use kit::directory::decode;
+use kit::handle::{WriteError, with_handle};
 use kit::outbox::OutboxRow;
 use kit::read_model::Projection;
+use rusqlite::OptionalExtension;
 use shared_events::appointment::Appointment;
 use shared_events::{Aggregate, EventEnvelope};
 use sqlx::SqliteConnection;
@@ -25,18 +27,20 @@ impl Projection for AppointmentRestore {
             return Ok(Vec::new());
         }
         let appointment: Appointment = decode(event, "appointment")?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM appointments WHERE id = $1")
-                .bind(appointment.id.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        match current {
-            None => write_row(conn, &appointment, true).await?,
-            Some(version) if appointment.version > version => {
-                write_row(conn, &appointment, false).await?
+        with_handle(conn, |db| -> Result<(), WriteError> {
+            let current: Option<i64> = db
+                .prepare_cached("SELECT version FROM appointments WHERE id = ?1")?
+                .query_row([appointment.id.to_string()], |row| row.get(0))
+                .optional()?;
+            match current {
+                None => write_row(db, &appointment, true),
+                Some(version) if appointment.version > version => {
+                    write_row(db, &appointment, false)
+                }
+                Some(_) => Ok(()),
             }
-            Some(_) => {}
-        }
+        })
+        .await??;
         Ok(Vec::new())
     }
 

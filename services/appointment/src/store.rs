@@ -8,13 +8,15 @@ use kit::RequestContext;
 use kit::directory::{KnownPatient, KnownStaff};
 use kit::events::{format_timestamp, new_event, storage_failure};
 use kit::group_commit::Writer;
+use kit::handle::{Db, WriteError};
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
+use rusqlite::OptionalExtension;
 use shared_events::appointment::Appointment;
 use shared_events::staff::StaffRole;
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::domain::{self, CREATED, Revision};
@@ -130,23 +132,15 @@ impl AppointmentStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    check_people(conn, &appointment).await?;
-                    refuse_double_booking(conn, &appointment).await?;
-                    write_row(conn, &appointment, true)
-                        .await
-                        .map_err(write_failure)?;
-                    let event = append_event(conn, &appointment, CREATED, &context)
-                        .await
-                        .map_err(storage_failure)?;
-                    idempotency::remember(conn, &context, &appointment)
-                        .await
-                        .map_err(storage_failure)?;
-                    Ok(Committed {
-                        appointment,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                check_people(db, &appointment)?;
+                refuse_double_booking(db, &appointment)?;
+                write_row(db, &appointment, true).map_err(write_failure)?;
+                let event = append_event(db, &appointment, CREATED, &context)?;
+                idempotency::remember(db, &context, &appointment)?;
+                Ok(Committed {
+                    appointment,
+                    event: Some(event),
                 })
             })
             .await
@@ -163,42 +157,39 @@ impl AppointmentStore {
     ) -> Result<Committed, ServiceError> {
         let context = context.clone();
         self.writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = $1");
-                    let row: Option<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(id.to_string())
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(storage_failure)?;
-                    let current = row
-                        .ok_or_else(|| ServiceError::not_found("appointment"))?
-                        .into_appointment()
-                        .map_err(storage_failure)?;
-                    let Some(revision) = decide(&current)? else {
-                        return Ok(Committed {
-                            appointment: current,
-                            event: None,
-                        });
-                    };
-                    if revision.claims_slot {
-                        check_people(conn, &revision.appointment).await?;
-                        refuse_double_booking(conn, &revision.appointment).await?;
-                    }
-                    let event = record_revision(conn, &revision, &context)
-                        .await
-                        .map_err(write_failure)?;
-                    idempotency::remember(conn, &context, &revision.appointment)
-                        .await
-                        .map_err(storage_failure)?;
-                    Ok(Committed {
-                        appointment: revision.appointment,
-                        event: Some(event),
-                    })
+            .write(move |db| {
+                let current = read_row(db, id)
+                    .map_err(storage_failure)?
+                    .ok_or_else(|| ServiceError::not_found("appointment"))?
+                    .into_appointment()
+                    .map_err(storage_failure)?;
+                let Some(revision) = decide(&current)? else {
+                    return Ok(Committed {
+                        appointment: current,
+                        event: None,
+                    });
+                };
+                if revision.claims_slot {
+                    check_people(db, &revision.appointment)?;
+                    refuse_double_booking(db, &revision.appointment)?;
+                }
+                let event = record_revision(db, &revision, &context).map_err(write_failure)?;
+                idempotency::remember(db, &context, &revision.appointment)?;
+                Ok(Committed {
+                    appointment: revision.appointment,
+                    event: Some(event),
                 })
             })
             .await
     }
+}
+
+/// The row of appointment `id`, read inside a write.
+fn read_row(db: &Db, id: Uuid) -> rusqlite::Result<Option<AppointmentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM appointments WHERE id = ?1");
+    db.prepare_cached(&sql)?
+        .query_row([id.to_string()], AppointmentRow::from_rusqlite)
+        .optional()
 }
 
 /// Whose appointments a cascade looks at.
@@ -210,49 +201,48 @@ pub enum Party {
 
 /// The booked appointments of a patient or a doctor that start after `after`, inside the
 /// caller's transaction.
-pub async fn future_bookings(
-    conn: &mut SqliteConnection,
+pub fn future_bookings(
+    db: &Db,
     party: Party,
     person: Uuid,
     after: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Appointment>, sqlx::Error> {
+) -> Result<Vec<Appointment>, WriteError> {
     let column = match party {
         Party::Patient => "patient_id",
         Party::Doctor => "doctor_id",
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM appointments
-         WHERE {column} = $1 AND status = 'booked' AND start_at > $2 ORDER BY start_at, id"
+         WHERE {column} = ?1 AND status = 'booked' AND start_at > ?2 ORDER BY start_at, id"
     );
-    let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(person.to_string())
-        .bind(format_timestamp(after))
-        .fetch_all(conn)
-        .await?;
+    let rows = db
+        .prepare_cached(&sql)?
+        .query_map(
+            (person.to_string(), format_timestamp(after)),
+            AppointmentRow::from_rusqlite,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|row| {
-            row.into_appointment()
-                .map_err(|e| sqlx::Error::Decode(e.into()))
-        })
+        .map(|row| row.into_appointment().map_err(WriteError::Corrupt))
         .collect()
 }
 
 /// Writes a decided change and appends its event, inside the caller's transaction.
-pub async fn record_revision(
-    conn: &mut SqliteConnection,
+pub fn record_revision(
+    db: &Db,
     revision: &Revision,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
-    write_row(conn, &revision.appointment, false).await?;
-    append_event(conn, &revision.appointment, revision.verb, context).await
+) -> Result<OutboxRow, WriteError> {
+    write_row(db, &revision.appointment, false)?;
+    append_event(db, &revision.appointment, revision.verb, context)
 }
 
-async fn append_event(
-    conn: &mut SqliteConnection,
+fn append_event(
+    db: &Db,
     appointment: &Appointment,
     verb: &str,
     context: &RequestContext,
-) -> Result<OutboxRow, sqlx::Error> {
+) -> Result<OutboxRow, WriteError> {
     let event = new_event(
         Aggregate::Appointment,
         appointment.id,
@@ -262,28 +252,33 @@ async fn append_event(
         appointment.updated_at,
         appointment,
     );
-    outbox::append(conn, &event).await
+    outbox::append(db, &event)
 }
 
 /// The people of a slot-claiming change, as the directory holds them in this transaction: the
 /// read-model commits its changes (and cascades) under the same write lock, so a patient deleted
 /// a moment ago is seen here, or their cancellation cascade will see this booking.
-async fn check_people(
-    conn: &mut SqliteConnection,
-    appointment: &Appointment,
-) -> Result<(), ServiceError> {
-    let patient: Option<(String, bool, i64)> =
-        sqlx::query_as("SELECT name, deleted, version FROM directory_patients WHERE id = $1")
-            .bind(appointment.patient_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(storage_failure)?;
-    let doctor: Option<(String, String, bool, i64)> =
-        sqlx::query_as("SELECT name, role, deleted, version FROM directory_staff WHERE id = $1")
-            .bind(appointment.doctor_id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(storage_failure)?;
+fn check_people(db: &Db, appointment: &Appointment) -> Result<(), ServiceError> {
+    let patient: Option<(String, bool, i64)> = db
+        .prepare_cached("SELECT name, deleted, version FROM directory_patients WHERE id = ?1")
+        .and_then(|mut select| {
+            select
+                .query_row([appointment.patient_id.to_string()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+        })
+        .map_err(storage_failure)?;
+    let doctor: Option<(String, String, bool, i64)> = db
+        .prepare_cached("SELECT name, role, deleted, version FROM directory_staff WHERE id = ?1")
+        .and_then(|mut select| {
+            select
+                .query_row([appointment.doctor_id.to_string()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()
+        })
+        .map_err(storage_failure)?;
     let patient = patient.map(|(name, deleted, version)| KnownPatient {
         id: appointment.patient_id,
         name,
@@ -318,35 +313,40 @@ async fn check_people(
 }
 
 /// Refuses `candidate` when an active appointment of its doctor or patient overlaps it.
-async fn refuse_double_booking(
-    conn: &mut SqliteConnection,
-    candidate: &Appointment,
-) -> Result<(), ServiceError> {
+fn refuse_double_booking(db: &Db, candidate: &Appointment) -> Result<(), ServiceError> {
     // The doctor's and the patient's appointments that can overlap: through their (id, start)
     // indexes, from the longest appointment before the candidate's start (an unbounded
     // `start_at < end` would read every earlier appointment, ever more as the calendar fills).
     // The doctor's first: a clash with the doctor is the one to name.
     let sql = format!(
         "SELECT * FROM (SELECT {COLUMNS} FROM appointments
-             WHERE doctor_id = $2 AND start_at > $6 AND start_at < $4 AND end_at > $5
-               AND status IN ('booked', 'checked_in') AND id <> $1
+             WHERE doctor_id = ?2 AND start_at > ?6 AND start_at < ?4 AND end_at > ?5
+               AND status IN ('booked', 'checked_in') AND id <> ?1
              ORDER BY start_at LIMIT 1)
          UNION ALL
          SELECT * FROM (SELECT {COLUMNS} FROM appointments
-             WHERE patient_id = $3 AND start_at > $6 AND start_at < $4 AND end_at > $5
-               AND status IN ('booked', 'checked_in') AND id <> $1
+             WHERE patient_id = ?3 AND start_at > ?6 AND start_at < ?4 AND end_at > ?5
+               AND status IN ('booked', 'checked_in') AND id <> ?1
              ORDER BY start_at LIMIT 1)"
     );
     let earliest = candidate.start - chrono::Duration::minutes(domain::MAX_DURATION_MINUTES + 1);
-    let rows: Vec<AppointmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(candidate.id.to_string())
-        .bind(candidate.doctor_id.to_string())
-        .bind(candidate.patient_id.to_string())
-        .bind(format_timestamp(candidate.end))
-        .bind(format_timestamp(candidate.start))
-        .bind(format_timestamp(earliest))
-        .fetch_all(conn)
-        .await
+    let rows = db
+        .prepare_cached(&sql)
+        .and_then(|mut select| {
+            select
+                .query_map(
+                    (
+                        candidate.id.to_string(),
+                        candidate.doctor_id.to_string(),
+                        candidate.patient_id.to_string(),
+                        format_timestamp(candidate.end),
+                        format_timestamp(candidate.start),
+                        format_timestamp(earliest),
+                    ),
+                    AppointmentRow::from_rusqlite,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
         .map_err(storage_failure)?;
     match into_appointments(rows)?
         .iter()
@@ -358,13 +358,50 @@ async fn refuse_double_booking(
 }
 
 /// A failed write: the overlap trigger is a double-booking (409), anything else is internal.
-fn write_failure(error: sqlx::Error) -> ServiceError {
-    match &error {
-        sqlx::Error::Database(e) if e.message().contains(OVERLAP_TRIGGER) => {
-            ServiceError::conflict(
-                "the appointment overlaps another active appointment of the doctor or the patient",
+fn write_failure(error: WriteError) -> ServiceError {
+    if error.is_raised(OVERLAP_TRIGGER) {
+        ServiceError::conflict(
+            "the appointment overlaps another active appointment of the doctor or the patient",
+        )
+    } else {
+        storage_failure(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::BookingRequest;
+
+    /// The trigger's refusal, raised on the handle, is still the 409 of a double booking.
+    #[tokio::test]
+    async fn the_overlap_trigger_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = kit::config::sqlite_url_in(dir.path(), "appointment");
+        let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
+        let booking = |patient_id| {
+            domain::book(
+                BookingRequest {
+                    patient_id,
+                    doctor_id: Uuid::nil(),
+                    start: kit::events::now() + chrono::Duration::days(1),
+                    duration_minutes: 30,
+                    reason: None,
+                    notes: None,
+                },
+                kit::events::now(),
             )
-        }
-        _ => storage_failure(error),
+        };
+        let (first, second) = (booking(Uuid::now_v7()), booking(Uuid::now_v7()));
+        let mut conn = pool.acquire().await.unwrap();
+        let written = kit::handle::with_handle(&mut conn, |db| {
+            write_row(db, &first, true)?;
+            write_row(db, &second, true)
+        })
+        .await
+        .unwrap();
+        let error = written.unwrap_err();
+        assert!(error.is_raised(OVERLAP_TRIGGER), "{error}");
+        assert_eq!(write_failure(error).code.http_status(), 409);
     }
 }

@@ -2,9 +2,9 @@
 //! `format_timestamp` form (so text order is time order), ids as text.
 
 use kit::events::{format_timestamp, parse_timestamp, storage_failure};
+use kit::handle::{Db, WriteError};
 use shared_events::ServiceError;
 use shared_events::appointment::{Appointment, AppointmentStatus};
-use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 /// The columns of a full row, in [`AppointmentRow`]'s order.
@@ -29,6 +29,25 @@ pub(super) struct AppointmentRow {
 }
 
 impl AppointmentRow {
+    /// The row as read inside a write (on the handle), from the columns in [`COLUMNS`] order.
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(AppointmentRow {
+            id: row.get(0)?,
+            patient_id: row.get(1)?,
+            doctor_id: row.get(2)?,
+            start_at: row.get(3)?,
+            end_at: row.get(4)?,
+            duration_minutes: row.get(5)?,
+            reason: row.get(6)?,
+            status: row.get(7)?,
+            notes: row.get(8)?,
+            cancellation_reason: row.get(9)?,
+            version: row.get(10)?,
+            created_at: row.get(11)?,
+            updated_at: row.get(12)?,
+        })
+    }
+
     pub(super) fn into_appointment(self) -> Result<Appointment, String> {
         let id = |text: &str, what: &str| {
             Uuid::try_parse(text).map_err(|e| format!("{what} {text}: {e}"))
@@ -65,36 +84,31 @@ pub(super) fn into_appointments(
 }
 
 /// Inserts or replaces the row of `a` (inside the caller's transaction).
-pub(crate) async fn write_row(
-    conn: &mut SqliteConnection,
-    a: &Appointment,
-    insert: bool,
-) -> Result<(), sqlx::Error> {
+pub(crate) fn write_row(db: &Db, a: &Appointment, insert: bool) -> Result<(), WriteError> {
     let sql = if insert {
         "INSERT INTO appointments (id, patient_id, doctor_id, start_at, end_at, duration_minutes, reason,
                                    status, notes, cancellation_reason, version, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     } else {
-        "UPDATE appointments SET patient_id = $2, doctor_id = $3, start_at = $4, end_at = $5,
-                duration_minutes = $6, reason = $7, status = $8, notes = $9, cancellation_reason = $10,
-                version = $11, created_at = $12, updated_at = $13
-         WHERE id = $1"
+        "UPDATE appointments SET patient_id = ?2, doctor_id = ?3, start_at = ?4, end_at = ?5,
+                duration_minutes = ?6, reason = ?7, status = ?8, notes = ?9, cancellation_reason = ?10,
+                version = ?11, created_at = ?12, updated_at = ?13
+         WHERE id = ?1"
     };
-    sqlx::query(sql)
-        .bind(a.id.to_string())
-        .bind(a.patient_id.to_string())
-        .bind(a.doctor_id.to_string())
-        .bind(format_timestamp(a.start))
-        .bind(format_timestamp(a.end))
-        .bind(a.duration_minutes)
-        .bind(&a.reason)
-        .bind(a.status.as_str())
-        .bind(&a.notes)
-        .bind(&a.cancellation_reason)
-        .bind(a.version)
-        .bind(format_timestamp(a.created_at))
-        .bind(format_timestamp(a.updated_at))
-        .execute(conn)
-        .await?;
+    db.prepare_cached(sql)?.execute((
+        a.id.to_string(),
+        a.patient_id.to_string(),
+        a.doctor_id.to_string(),
+        format_timestamp(a.start),
+        format_timestamp(a.end),
+        a.duration_minutes,
+        &a.reason,
+        a.status.as_str(),
+        &a.notes,
+        &a.cancellation_reason,
+        a.version,
+        format_timestamp(a.created_at),
+        format_timestamp(a.updated_at),
+    ))?;
     Ok(())
 }
