@@ -169,7 +169,7 @@ impl Results {
 
         let _ = writeln!(
             out,
-            "\n## Scale: list and search as the patient table grows\n\n{} connection(s); a list is a page of 50 after a random patient, a search a first-name and surname prefix (page of 20).\n",
+            "\n## Scale: list and search as the patient table grows\n\n{} connection(s); a list is a page of 50 after a random patient, a search the start of a first name and a surname's initial, which fills its page of 20 at every size.\n",
             self.scale_connections
         );
         out.push_str("| patients | list req/s | list p50 ms | list p99 ms | search req/s | search p50 ms | search p99 ms | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -120,18 +120,23 @@ fn bulk_name(n: u64) -> String {
     format!("{first} {last}")
 }
 
-/// Search queries a front desk types: the start of a first name and of a surname.
+/// Search queries a front desk types: the start of a first name and a surname's initial. Each
+/// initial starts five surnames, so every query matches about 24 patients at 10,000 (and 2,400
+/// at 1,000,000): a full page of 20 at every size, so only the table grows between sizes, not
+/// the answer (a shorter answer is cheaper, mostly by its audit entries, one per patient).
 pub fn queries() -> Vec<String> {
-    let mut queries = Vec::new();
-    for (i, first) in FIRST.iter().enumerate() {
-        let last = LAST[(i * 7) % LAST.len()];
-        queries.push(format!(
-            "{}%20{}",
-            &first[..3.min(first.len())].to_lowercase(),
-            &last[..4.min(last.len())].to_lowercase()
-        ));
-    }
-    queries
+    const INITIALS: [char; 3] = ['l', 'h', 's'];
+    FIRST
+        .iter()
+        .enumerate()
+        .map(|(i, first)| {
+            format!(
+                "{}%20{}",
+                &first[..3.min(first.len())].to_lowercase(),
+                INITIALS[i % INITIALS.len()]
+            )
+        })
+        .collect()
 }
 
 /// Adds `count` patients after the `existing` ones straight into the patient service's database

@@ -67,7 +67,7 @@ impl Projection for PeopleProjection {
             Ok(caused)
         })
         .await?
-        .map_err(projection_error)?;
+        .map_err(sqlx::Error::from)?;
         if !caused.is_empty() {
             tracing::info!(
                 cancelled = caused.len(),
@@ -101,14 +101,5 @@ impl Projection for PeopleProjection {
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
         directory::reset(conn).await
-    }
-}
-
-/// A cascade's error as the runner classifies it: a stored row that does not parse is
-/// permanent (`Decode`, parked at once), as it was when the cascade read through sqlx.
-fn projection_error(error: WriteError) -> sqlx::Error {
-    match error {
-        WriteError::Corrupt(message) => sqlx::Error::Decode(message.into()),
-        other => other.into(),
     }
 }

@@ -94,11 +94,33 @@ impl From<WriteError> for ServiceError {
     }
 }
 
-/// For read-model projections, whose errors are sqlx's.
+/// For read-model projections, whose errors are sqlx's: kept in the kinds
+/// [`crate::read_model::classify`] tells apart, so a projection that writes on the handle parks
+/// and retries exactly as one that writes through sqlx (an unreadable value is permanent, a busy
+/// database transient, anything else repeatable).
 impl From<WriteError> for sqlx::Error {
     fn from(error: WriteError) -> Self {
+        use rusqlite::{Error as E, ErrorCode};
         match error {
-            WriteError::Sql(error) => sqlx::Error::Protocol(error.to_string()),
+            WriteError::Corrupt(message) => sqlx::Error::Decode(message.into()),
+            WriteError::Sql(
+                error @ (E::FromSqlConversionFailure(..)
+                | E::InvalidColumnType(..)
+                | E::IntegralValueOutOfRange(..)),
+            ) => sqlx::Error::Decode(Box::new(error)),
+            WriteError::Sql(E::SqliteFailure(failure, message))
+                if matches!(
+                    failure.code,
+                    ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked
+                ) =>
+            {
+                let message = message.unwrap_or_else(|| failure.to_string());
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::ResourceBusy,
+                    message,
+                ))
+            }
+            WriteError::Encode(error) => sqlx::Error::Encode(Box::new(error)),
             other => sqlx::Error::Protocol(other.to_string()),
         }
     }
@@ -167,5 +189,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(after, 0);
+    }
+
+    #[test]
+    fn projection_errors_keep_the_kind_the_read_model_runner_acts_on() {
+        use crate::read_model::{FailureKind, classify};
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".into()),
+        );
+        let kind = |error: WriteError| classify(&sqlx::Error::from(error));
+        assert_eq!(kind(WriteError::Sql(busy)), FailureKind::Transient);
+        assert_eq!(
+            kind(WriteError::Corrupt("id x".into())),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            kind(WriteError::Sql(rusqlite::Error::InvalidColumnType(
+                0,
+                "id".into(),
+                rusqlite::types::Type::Null
+            ))),
+            FailureKind::Permanent
+        );
+        assert_eq!(
+            kind(WriteError::Sql(rusqlite::Error::QueryReturnedNoRows)),
+            FailureKind::Repeatable
+        );
     }
 }
