@@ -154,7 +154,13 @@ fn run_jobs(
                 "ROLLBACK TO write; RELEASE write"
             })?;
         }
-        db.execute_batch("COMMIT")
+        let committing = std::time::Instant::now();
+        db.execute_batch("COMMIT")?;
+        tracing::debug!(
+            commit_ms = committing.elapsed().as_secs_f64() * 1000.0,
+            "group commit fsync"
+        );
+        Ok(())
     })();
     if result.is_err() && !db.is_autocommit() {
         // Leave the pooled connection clean; the error reported is the first one.
