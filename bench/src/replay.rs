@@ -199,7 +199,11 @@ async fn live_catch_up(js: &async_nats::jetstream::Context, count: u64) -> (u64,
         js.clone(),
         pool.clone(),
         std::sync::Arc::new(appointment_service::read_model::PeopleProjection),
-        kit::EventPublisher::new(js.clone(), pool.clone()),
+        kit::EventPublisher::new(
+            js.clone(),
+            pool.clone(),
+            kit::group_commit::Writer::start(pool.clone()),
+        ),
         subscription,
     )
     .await

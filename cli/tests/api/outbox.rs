@@ -34,9 +34,10 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
     let mut js = jetstream::new(client);
     js.set_timeout(Duration::from_secs(1));
     // The patient service's own command handler, working on its database.
+    let writer = kit::group_commit::Writer::start(pool.clone());
     let commands = PatientCommands {
-        store: PatientStore::new(pool.clone()),
-        publisher: EventPublisher::new(js.clone(), pool.clone()),
+        store: PatientStore::new(pool.clone(), writer.clone()),
+        publisher: EventPublisher::new(js.clone(), pool.clone(), writer),
     };
 
     app.nats_server.stop().await;
@@ -91,7 +92,7 @@ async fn events_left_in_the_outbox_by_a_crash_are_published_by_the_relay() {
     let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     // Commit a change and its outbox row, then "crash" before publishing: nothing publishes it
     // but the relay.
-    let store = PatientStore::new(pool.clone());
+    let store = PatientStore::new(pool.clone(), kit::group_commit::Writer::start(pool.clone()));
     let committed = store
         .create(&RequestContext::system(), |mrn| {
             let details = patient_service::domain::PatientDetails::parse(

@@ -56,7 +56,7 @@ impl Component for AppointmentService {
         )
         .await?;
         let directory = Directory::new(base.pool.clone(), read_model.catch_up());
-        let store = AppointmentStore::new(base.pool.clone());
+        let store = AppointmentStore::new(base.pool.clone(), base.writer.clone());
         Ok(AppointmentService {
             base,
             store,

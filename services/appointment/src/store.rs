@@ -47,11 +47,9 @@ pub struct Committed {
 }
 
 impl AppointmentStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        AppointmentStore {
-            writer: Writer::start(pool.clone()),
-            pool,
-        }
+    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        AppointmentStore { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -29,7 +29,7 @@ async fn clinic() -> Clinic {
     let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
     let clinic = Clinic {
         _dir: dir,
-        store: AppointmentStore::new(pool.clone()),
+        store: AppointmentStore::new(pool.clone(), kit::group_commit::Writer::start(pool.clone())),
         pool,
         doctor: Uuid::now_v7(),
     };

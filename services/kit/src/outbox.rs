@@ -18,6 +18,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 
 use crate::batch_publish::{BatchPublisher, Outgoing};
+use crate::group_commit::Writer;
 use crate::handle::{Db, WriteError};
 use async_nats::jetstream;
 use serde::Serialize;
@@ -69,12 +70,15 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    pub fn new(js: jetstream::Context, pool: SqlitePool) -> Self {
+    /// `writer` is the service's group committer (the one its store writes through): published
+    /// rows are deleted in its transactions, so the deletes share its fsyncs and never
+    /// invalidate its connection's page cache, as a commit from another connection would.
+    pub fn new(js: jetstream::Context, pool: SqlitePool, writer: Writer) -> Self {
         EventPublisher {
             // HOSPITAL_EVENTS is made with atomic batches allowed (`event_stream::config`); on an
             // older stream a refused batch is published again message by message.
             batches: BatchPublisher::start(js.client(), js, true),
-            forgetter: Forgetter::new(pool.clone()),
+            forgetter: Forgetter::new(writer),
             pool,
             wake_relay: Arc::new(Notify::new()),
         }
@@ -170,7 +174,7 @@ impl EventPublisher {
 /// duplicate window (`Nats-Msg-Id`).
 #[derive(Clone)]
 struct Forgetter {
-    pool: SqlitePool,
+    writer: Writer,
     shared: Arc<ForgetterState>,
 }
 
@@ -184,9 +188,9 @@ struct ForgetterState {
 }
 
 impl Forgetter {
-    fn new(pool: SqlitePool) -> Self {
+    fn new(writer: Writer) -> Self {
         Forgetter {
-            pool,
+            writer,
             shared: Arc::default(),
         }
     }
@@ -219,10 +223,11 @@ impl Forgetter {
                 self.shared.idle.notify_waiters();
                 return;
             }
-            if let Err(error) = delete_rows(&self.pool, &batch).await {
+            let rows = batch.len();
+            if let Err(error) = delete_rows(&self.writer, batch).await {
                 // Not lost: the rows stay in the outbox and the relay publishes them again
                 // (the stream drops the duplicates).
-                tracing::warn!(%error, rows = batch.len(), "could not delete published outbox rows");
+                tracing::warn!(%error, rows, "could not delete published outbox rows");
             }
         }
     }
@@ -238,18 +243,16 @@ impl Forgetter {
     }
 }
 
-async fn delete_rows(pool: &SqlitePool, event_ids: &[String]) -> Result<(), sqlx::Error> {
-    let mut tx = crate::sqlite::begin_write(pool).await?;
-    for chunk in event_ids.chunks(500) {
-        let mut delete = sqlx::QueryBuilder::new("DELETE FROM outbox WHERE event_id IN (");
-        let mut ids = delete.separated(", ");
-        for id in chunk {
-            ids.push_bind(id);
-        }
-        delete.push(")");
-        delete.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await
+async fn delete_rows(writer: &Writer, event_ids: Vec<String>) -> Result<(), WriteError> {
+    writer
+        .write(move |db| {
+            let mut delete = db.prepare_cached("DELETE FROM outbox WHERE event_id = ?1")?;
+            for id in &event_ids {
+                delete.execute([id])?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Publishes what the outbox still holds: at start, when a publish failed, and on a timer.

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::command::{CommandHandler, ServiceSpec, serve_commands_with_keys};
 use crate::config::{self, ConfigError, write_setting};
+use crate::group_commit::Writer;
 use crate::idempotency::{self, KeyStore};
 use crate::nats::NatsConfig;
 use crate::runtime::BoxError;
@@ -126,6 +127,9 @@ pub struct ServiceBase {
     pub js: jetstream::Context,
     /// Publishes committed outbox rows; shared by the handlers, the relay and read-models.
     pub publisher: EventPublisher,
+    /// The one group committer of the database: the store writes through it, and the
+    /// publisher deletes published outbox rows through it.
+    pub writer: Writer,
     outbox_interval: Duration,
     idempotency_retention: Duration,
 }
@@ -138,12 +142,14 @@ impl ServiceBase {
         let client =
             crate::nats::connect(&config.nats, &format!("{}-service", config.service)).await?;
         let js = crate::event_stream::provision(&client, config.stream_replicas).await;
-        let publisher = EventPublisher::new(js.clone(), pool.clone());
+        let writer = Writer::start(pool.clone());
+        let publisher = EventPublisher::new(js.clone(), pool.clone(), writer.clone());
         Ok(ServiceBase {
             client,
             pool,
             js,
             publisher,
+            writer,
             outbox_interval: config.outbox_interval,
             idempotency_retention: config.idempotency_retention,
         })

@@ -138,7 +138,11 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     };
     let last_appointment_seq = publish(&owners, &other).await;
 
-    let publisher = EventPublisher::new(js.clone(), pool.clone());
+    let publisher = EventPublisher::new(
+        js.clone(),
+        pool.clone(),
+        kit::group_commit::Writer::start(pool.clone()),
+    );
     let subscription = Subscription {
         consumer: "appointment-read-model".into(),
         subjects: directory::subjects(),
@@ -186,7 +190,11 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     // After a restart the stored position means nothing is applied twice.
     shutdown.cancel();
     running.await.unwrap();
-    let publisher = EventPublisher::new(js.clone(), pool.clone());
+    let publisher = EventPublisher::new(
+        js.clone(),
+        pool.clone(),
+        kit::group_commit::Writer::start(pool.clone()),
+    );
     let subscription = Subscription {
         consumer: "appointment-read-model".into(),
         subjects: directory::subjects(),
@@ -277,7 +285,11 @@ async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_po
         js.clone(),
         pool.clone(),
         Arc::new(CountingDirectory),
-        EventPublisher::new(js.clone(), pool.clone()),
+        EventPublisher::new(
+            js.clone(),
+            pool.clone(),
+            kit::group_commit::Writer::start(pool.clone()),
+        ),
         Subscription {
             consumer: consumer_name.into(),
             subjects: directory::subjects(),

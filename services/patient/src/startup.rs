@@ -39,7 +39,7 @@ impl Component for PatientService {
 
     async fn build(config: Config) -> Result<Self, BoxError> {
         let base = ServiceBase::start(&config, &MIGRATOR).await?;
-        let store = PatientStore::new(base.pool.clone());
+        let store = PatientStore::new(base.pool.clone(), base.writer.clone());
         Ok(PatientService { base, store })
     }
 

@@ -109,11 +109,9 @@ pub struct Committed {
 }
 
 impl PatientStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        PatientStore {
-            writer: Writer::start(pool.clone()),
-            pool,
-        }
+    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        PatientStore { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {

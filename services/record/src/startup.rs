@@ -55,7 +55,7 @@ impl Component for RecordService {
         )
         .await?;
         Ok(RecordService {
-            store: RecordStore::new(base.pool.clone()),
+            store: RecordStore::new(base.pool.clone(), base.writer.clone()),
             directory: Directory::new(base.pool.clone(), read_model.catch_up()),
             appointments: KnownAppointments::new(base.pool.clone(), read_model.catch_up()),
             read_model,

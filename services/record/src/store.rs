@@ -114,11 +114,9 @@ pub struct Committed {
 }
 
 impl RecordStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        RecordStore {
-            writer: Writer::start(pool.clone()),
-            pool,
-        }
+    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        RecordStore { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -19,7 +19,10 @@ async fn store() -> (RecordStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = kit::config::sqlite_url_in(dir.path(), "record");
     let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
-    (RecordStore::new(pool), dir)
+    (
+        RecordStore::new(pool.clone(), kit::group_commit::Writer::start(pool)),
+        dir,
+    )
 }
 
 fn doctor() -> RequestContext {

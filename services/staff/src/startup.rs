@@ -68,7 +68,7 @@ impl Component for StaffService {
     async fn build(config: Config) -> Result<Self, BoxError> {
         let base = ServiceBase::start(&config.service, &MIGRATOR).await?;
         let commands = Arc::new(StaffCommands {
-            store: StaffStore::new(base.pool.clone()),
+            store: StaffStore::new(base.pool.clone(), base.writer.clone()),
             publisher: base.publisher.clone(),
         });
         if let Some(password) =

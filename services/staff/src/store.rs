@@ -115,11 +115,9 @@ pub struct StaffStore {
 }
 
 impl StaffStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        StaffStore {
-            writer: Writer::start(pool.clone()),
-            pool,
-        }
+    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        StaffStore { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {

@@ -156,10 +156,14 @@ pub async fn rebuild<P: Projection>(
             Err(error) => return Err(RebuildError::Stream(error.into())),
         }
     }
-    rebuilt.published = EventPublisher::new(js.clone(), pool.clone())
-        .drain()
-        .await
-        .map_err(RebuildError::Stream)?;
+    rebuilt.published = EventPublisher::new(
+        js.clone(),
+        pool.clone(),
+        crate::group_commit::Writer::start(pool.clone()),
+    )
+    .drain()
+    .await
+    .map_err(RebuildError::Stream)?;
     rebuilt.elapsed = started.elapsed();
     Ok(rebuilt)
 }
