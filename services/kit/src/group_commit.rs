@@ -9,13 +9,16 @@
 //!
 //! A write is a synchronous closure over the connection ([`Db`], sqlx's handle borrowed through
 //! rusqlite, see [`crate::handle`]): the whole batch runs on the writer's own thread without a
-//! thread switch per statement. It must not commit.
+//! thread switch per statement. It must not commit. The writer keeps one pooled connection for
+//! as long as it serves, with a larger page cache, so what writes touch stays in memory; it hands
+//! the connection back when the pool is closed.
 
 use std::panic::AssertUnwindSafe;
 
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::handle::BorrowedDb;
 pub use crate::handle::{Db, NotCommitted, WriteError};
 
 /// The most writes one transaction takes, so one commit never grows without bound.
@@ -83,57 +86,122 @@ impl Writer {
     }
 }
 
+/// The page cache of the writer's connection, in KiB: the B-tree pages writes touch (a table's
+/// and its indexes' paths) stay in memory from batch to batch instead of being read again.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+
+/// How a run of batches on one connection ended.
+enum Ended {
+    /// Every `Writer` was dropped.
+    Stopped,
+    /// The pool was closed: the connection has been handed back.
+    Closed,
+    /// The connection could not be had, or a batch failed on it: try a fresh one.
+    Failed(String),
+}
+
 async fn run(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut closed = std::pin::pin!(pool.close_event());
+    loop {
+        match serve(&pool, &mut jobs, &mut batch, closed.as_mut()).await {
+            Ended::Stopped => return,
+            Ended::Closed => break,
+            Ended::Failed(error) => {
+                tracing::warn!(%error, "the group committer starts again on a fresh connection");
+                // Writes waiting now are refused (dropped: their callers get `NotCommitted`)
+                // rather than kept waiting for a connection that may not come back soon.
+                while jobs.try_recv().is_ok() {}
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    // The database is closed: every write from now on is refused.
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        batch.clear();
+    }
+}
+
+/// Commits batch after batch on one connection, whose handle it holds for as long as that
+/// connection serves (so rusqlite's prepared statements and SQLite's page cache stay warm).
+async fn serve(
+    pool: &SqlitePool,
+    jobs: &mut mpsc::UnboundedReceiver<Job>,
+    batch: &mut Vec<Job>,
+    mut closed: std::pin::Pin<&mut sqlx::pool::CloseEvent>,
+) -> Ended {
+    let failed = |error: &dyn std::fmt::Display| Ended::Failed(error.to_string());
+    let mut conn = tokio::select! {
+        biased;
+        () = closed.as_mut() => return Ended::Closed,
+        conn = pool.acquire() => match conn {
+            Ok(conn) => conn,
+            Err(error) => return failed(&error),
+        },
+    };
+    let mut locked = match conn.lock_handle().await {
+        Ok(locked) => locked,
+        Err(error) => return failed(&error),
+    };
+    let db = match BorrowedDb::new(&mut locked) {
+        Ok(db) => db,
+        Err(error) => return failed(&error),
+    };
+    if let Err(error) = db.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}")) {
+        return failed(&error);
+    }
+    loop {
+        tokio::select! {
+            biased;
+            () = closed.as_mut() => return Ended::Closed,
+            received = jobs.recv_many(batch, MAX_BATCH) => if received == 0 {
+                return Ended::Stopped;
+            },
+        }
         let started = std::time::Instant::now();
         let writes = batch.len();
-        let completions = commit_batch(&pool, &mut batch).await;
+        let outcome = run_jobs(&db, batch);
         tracing::debug!(
             writes,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "group commit"
         );
-        for (completion, outcome) in completions {
-            completion(outcome);
+        let broken = outcome.as_ref().err().map(|(error, _)| error.to_string());
+        answer(outcome);
+        if let Some(error) = broken {
+            return Ended::Failed(error);
         }
     }
 }
 
-/// Runs `batch` in one transaction; returns each write's completion with its outcome.
-async fn commit_batch(
-    pool: &SqlitePool,
-    batch: &mut Vec<Job>,
-) -> Vec<(Completion, Result<(), NotCommitted>)> {
-    let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
-    let outcome = async {
-        let mut conn = pool.acquire().await.map_err(NotCommitted::because)?;
-        crate::handle::with_handle(&mut conn, |db| run_jobs(db, batch, &mut done))
-            .await
-            .map_err(NotCommitted::because)?
-            .map_err(NotCommitted::because)
+/// Tells each write of a batch how it ended.
+fn answer(outcome: Result<Vec<Completion>, (NotCommitted, Vec<Completion>)>) {
+    match outcome {
+        Ok(done) => {
+            for completion in done {
+                completion(Ok(()));
+            }
+        }
+        Err((error, done)) => {
+            tracing::warn!(%error, writes = done.len(), "group transaction failed");
+            for completion in done {
+                completion(Err(error.clone()));
+            }
+        }
     }
-    .await;
-    // Writes that never ran (the batch failed before them) are dropped: their callers get
-    // `NotCommitted`.
-    let never_ran = batch.drain(..).count();
-    if never_ran > 0 {
-        tracing::warn!(never_ran, "writes dropped by a failed group transaction");
-    }
-    if let Err(error) = &outcome {
-        tracing::warn!(%error, writes = done.len(), "group transaction failed");
-    }
-    done.into_iter().map(|c| (c, outcome.clone())).collect()
 }
 
-/// The transaction itself: each job in its savepoint, then the commit.
+/// The transaction itself: each job in its savepoint, then the commit. Returns the completions
+/// of the writes that ran (writes a failure stopped before are dropped: their callers get
+/// `NotCommitted`).
+#[allow(clippy::type_complexity)]
 fn run_jobs(
     db: &Db,
     batch: &mut Vec<Job>,
-    done: &mut Vec<Completion>,
-) -> Result<(), rusqlite::Error> {
-    db.execute_batch("BEGIN IMMEDIATE")?;
+) -> Result<Vec<Completion>, (NotCommitted, Vec<Completion>)> {
+    let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| {
+        db.execute_batch("BEGIN IMMEDIATE")?;
         for job in batch.drain(..) {
             db.execute_batch("SAVEPOINT write")?;
             // A panicking write is a failed write (its caller sees it abandoned), not the end
@@ -160,13 +228,19 @@ fn run_jobs(
             commit_ms = committing.elapsed().as_secs_f64() * 1000.0,
             "group commit fsync"
         );
-        Ok(())
+        Ok::<_, rusqlite::Error>(())
     })();
-    if result.is_err() && !db.is_autocommit() {
-        // Leave the pooled connection clean; the error reported is the first one.
-        let _ = db.execute_batch("ROLLBACK");
+    batch.clear();
+    match result {
+        Ok(()) => Ok(done),
+        Err(error) => {
+            if !db.is_autocommit() {
+                // Leave the connection clean; the error reported is the first one.
+                let _ = db.execute_batch("ROLLBACK");
+            }
+            Err((NotCommitted::because(error), done))
+        }
     }
-    result
 }
 
 #[cfg(test)]

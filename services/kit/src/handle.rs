@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use shared_events::ServiceError;
 use sqlx::SqliteConnection;
+use sqlx::sqlite::LockedSqliteHandle;
 
 use crate::idempotency::KeyTaken;
 
@@ -22,24 +23,44 @@ use crate::idempotency::KeyTaken;
 pub type Db = rusqlite::Connection;
 
 /// Runs `work` on `conn`'s SQLite handle, with sqlx's worker thread locked out until it returns.
-/// `work` must not keep anything prepared on the handle (rusqlite finalizes its cached statements
-/// when the borrowed connection is dropped, before the lock is released). A transaction sqlx
-/// began on `conn` is the one `work` runs in.
+/// A transaction sqlx began on `conn` is the one `work` runs in.
 pub async fn with_handle<T>(
     conn: &mut SqliteConnection,
     work: impl FnOnce(&Db) -> T,
 ) -> Result<T, sqlx::Error> {
     let mut locked = conn.lock_handle().await?;
-    let raw = locked.as_raw_handle();
-    // SAFETY: `locked` keeps sqlx's worker thread off the handle until it is dropped, which is
-    // after `db`. `from_handle` does not own the handle (it is not closed when `db` is dropped),
-    // and dropping `db` finalizes the statements it prepared.
-    let db = unsafe { Db::from_handle(raw.as_ptr()) }
-        .map_err(|error| sqlx::Error::Protocol(format!("borrow the SQLite handle: {error}")))?;
-    let result = work(&db);
-    drop(db);
-    drop(locked);
-    Ok(result)
+    let db = BorrowedDb::new(&mut locked)?;
+    Ok(work(&db))
+}
+
+/// A rusqlite connection over a locked sqlx handle; it cannot outlive the lock it borrows.
+/// Dropping it finalizes the statements it prepared (rusqlite's statement cache), and does not
+/// close the handle, which stays sqlx's.
+pub struct BorrowedDb<'lock> {
+    db: Db,
+    _locked: std::marker::PhantomData<&'lock mut ()>,
+}
+
+impl<'lock> BorrowedDb<'lock> {
+    pub fn new(locked: &'lock mut LockedSqliteHandle<'_>) -> Result<Self, sqlx::Error> {
+        let raw = locked.as_raw_handle();
+        // SAFETY: `locked` keeps sqlx's worker thread off the handle for as long as it lives,
+        // and `'lock` ties this connection to that borrow, so it is dropped first.
+        // `from_handle` does not take ownership: the handle is not closed on drop.
+        let db = unsafe { Db::from_handle(raw.as_ptr()) }
+            .map_err(|error| sqlx::Error::Protocol(format!("borrow the SQLite handle: {error}")))?;
+        Ok(BorrowedDb {
+            db,
+            _locked: std::marker::PhantomData,
+        })
+    }
+}
+
+impl std::ops::Deref for BorrowedDb<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
 }
 
 /// The error of a write run on the handle.

@@ -92,7 +92,10 @@ async fn open_with(url: &str, migrator: &Migrator, lock: bool) -> Result<SqliteP
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Savepoints (one per write in a group commit) journal the pages they change; in memory,
+        // not in a temporary file written and read back on every write.
+        .pragma("temp_store", "memory");
     let filename = options.get_filename();
     if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
