@@ -236,6 +236,21 @@ async fn main() -> anyhow::Result<()> {
                 seed::returning_front_desk(&running.base_url).await?
             };
             seed::write_fixtures(&fixtures, &desk, &ids)?;
+            // A discarded run of each first: a freshly started system (cold caches, the disk
+            // still writing back the previous part's files) answers its first seconds slower,
+            // which would be charged to whichever size comes first.
+            for scenario in ["list", "search"] {
+                measure(
+                    &script,
+                    scenario,
+                    &running.base_url,
+                    1,
+                    plan.short,
+                    &fixtures,
+                    0,
+                )
+                .await?;
+            }
             let list = measure(
                 &script,
                 "list",
@@ -437,10 +452,28 @@ fn targets(results: &Results) -> Vec<Target> {
         }
     }
     if let (Some(first), Some(last)) = (results.scale.first(), results.scale.last()) {
-        for (what, a, b) in [
-            ("list", first.list.p99_us, last.list.p99_us),
-            ("search", first.search.p99_us, last.search.p99_us),
+        for (what, p99s) in [
+            (
+                "list",
+                results
+                    .scale
+                    .iter()
+                    .map(|p| p.list.p99_us)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "search",
+                results.scale.iter().map(|p| p.search.p99_us).collect(),
+            ),
         ] {
+            // Flat means every size within 2× of every other, not only the last of the first.
+            let lowest = p99s.iter().copied().min().unwrap_or(0).max(1);
+            let highest = p99s.iter().copied().max().unwrap_or(0);
+            let all = p99s
+                .iter()
+                .map(|us| format!("{:.2}", *us as f64 / 1000.0))
+                .collect::<Vec<_>>()
+                .join(" → ");
             targets.push(Target {
                 what: format!(
                     "{what} p99, {} → {} patients",
@@ -448,12 +481,10 @@ fn targets(results: &Results) -> Vec<Target> {
                 ),
                 wanted: "within 2×".into(),
                 measured: format!(
-                    "{:.2} ms → {:.2} ms ({:.2}×)",
-                    a as f64 / 1000.0,
-                    b as f64 / 1000.0,
-                    b as f64 / a.max(1) as f64
+                    "{all} ms (highest {:.2}× the lowest)",
+                    highest as f64 / lowest as f64
                 ),
-                met: b <= 2 * a,
+                met: highest <= 2 * lowest,
             });
         }
     }
