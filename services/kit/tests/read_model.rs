@@ -275,7 +275,15 @@ async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_po
         .await
         .unwrap();
     publish(&owners, &patient_event(Uuid::now_v7(), 1, "Ada", false)).await;
-    let mut batch = older.fetch().max_messages(1).messages().await.unwrap();
+    // Waiting for it (not a no-wait fetch): the consumer was made before the publish, and may
+    // not count the new message as pending yet when the fetch arrives.
+    let mut batch = older
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
     let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
     first.double_ack().await.unwrap();
     let grace = Uuid::now_v7();
