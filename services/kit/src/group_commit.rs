@@ -160,45 +160,28 @@ async fn serve(
         }
         let started = std::time::Instant::now();
         let writes = batch.len();
-        let outcome = run_jobs(&db, batch);
+        let (done, outcome) = run_jobs(&db, batch);
         tracing::debug!(
             writes,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "group commit"
         );
-        let broken = outcome.as_ref().err().map(|(error, _)| error.to_string());
-        answer(outcome);
-        if let Some(error) = broken {
-            return Ended::Failed(error);
-        }
-    }
-}
-
-/// Tells each write of a batch how it ended.
-fn answer(outcome: Result<Vec<Completion>, (NotCommitted, Vec<Completion>)>) {
-    match outcome {
-        Ok(done) => {
-            for completion in done {
-                completion(Ok(()));
-            }
-        }
-        Err((error, done)) => {
+        if let Err(error) = &outcome {
             tracing::warn!(%error, writes = done.len(), "group transaction failed");
-            for completion in done {
-                completion(Err(error.clone()));
-            }
+        }
+        for completion in done {
+            completion(outcome.clone());
+        }
+        if let Err(error) = outcome {
+            return Ended::Failed(error.to_string());
         }
     }
 }
 
 /// The transaction itself: each job in its savepoint, then the commit. Returns the completions
-/// of the writes that ran (writes a failure stopped before are dropped: their callers get
-/// `NotCommitted`).
-#[allow(clippy::type_complexity)]
-fn run_jobs(
-    db: &Db,
-    batch: &mut Vec<Job>,
-) -> Result<Vec<Completion>, (NotCommitted, Vec<Completion>)> {
+/// of the writes that ran, and how the transaction ended (writes a failure stopped before are
+/// dropped: their callers get `NotCommitted`).
+fn run_jobs(db: &Db, batch: &mut Vec<Job>) -> (Vec<Completion>, Result<(), NotCommitted>) {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| {
         db.execute_batch("BEGIN IMMEDIATE")?;
@@ -231,16 +214,11 @@ fn run_jobs(
         Ok::<_, rusqlite::Error>(())
     })();
     batch.clear();
-    match result {
-        Ok(()) => Ok(done),
-        Err(error) => {
-            if !db.is_autocommit() {
-                // Leave the connection clean; the error reported is the first one.
-                let _ = db.execute_batch("ROLLBACK");
-            }
-            Err((NotCommitted::because(error), done))
-        }
+    if result.is_err() && !db.is_autocommit() {
+        // Leave the connection clean; the error reported is the first one.
+        let _ = db.execute_batch("ROLLBACK");
     }
+    (done, result.map_err(NotCommitted::because))
 }
 
 #[cfg(test)]

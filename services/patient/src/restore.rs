@@ -3,7 +3,7 @@
 //! store's own row and name-index code, and nothing goes to the outbox (the events exist).
 
 use kit::directory::decode;
-use kit::handle::with_handle;
+use kit::handle::{WriteError, with_handle};
 use kit::outbox::OutboxRow;
 use kit::read_model::Projection;
 use shared_events::patient::Patient;
@@ -30,22 +30,24 @@ impl Projection for PatientRestore {
                 .bind(patient.id.to_string())
                 .fetch_optional(&mut *conn)
                 .await?;
-        with_handle(conn, |db| match current {
-            None => {
-                write_row(db, &patient, true)?;
-                PATIENTS.index_name(db, patient.id, &patient.name)
-            }
-            Some((version, name)) if patient.version > version => {
-                write_row(db, &patient, false)?;
-                if name != patient.name {
+        with_handle(conn, |db| -> Result<(), WriteError> {
+            match current {
+                None => {
+                    write_row(db, &patient, true)?;
                     PATIENTS.index_name(db, patient.id, &patient.name)?;
+                    Ok(())
                 }
-                Ok(())
+                Some((version, name)) if patient.version > version => {
+                    write_row(db, &patient, false)?;
+                    if name != patient.name {
+                        PATIENTS.index_name(db, patient.id, &patient.name)?;
+                    }
+                    Ok(())
+                }
+                Some(_) => Ok(()),
             }
-            Some(_) => Ok(()),
         })
-        .await?
-        .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+        .await??;
         Ok(Vec::new())
     }
 

@@ -10,7 +10,6 @@ use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use rusqlite::OptionalExtension;
-use serde::Serialize;
 use shared_events::record::{MedicalRecord, RecordKind, RecordStatus, RecordVersion};
 use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
@@ -283,8 +282,8 @@ pub(crate) fn write_current(db: &Db, record: &MedicalRecord) -> Result<(), Write
         record.kind.as_str(),
         &record.title,
         &record.body,
-        to_json(&record.diagnoses)?,
-        record.vitals.as_ref().map(to_json).transpose()?,
+        serde_json::to_string(&record.diagnoses)?,
+        record.vitals.as_ref().map(serde_json::to_string).transpose()?,
         format_timestamp(record.recorded_at),
         record.status.as_str(),
         record.version,
@@ -330,11 +329,7 @@ pub(crate) fn write_version(
         &by.id,
         &by.role,
         format_timestamp(record.updated_at),
-        to_json(record)?,
+        serde_json::to_string(record)?,
     ))?;
     Ok(())
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, WriteError> {
-    Ok(serde_json::to_string(value)?)
 }

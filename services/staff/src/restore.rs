@@ -5,7 +5,7 @@
 //! `HOSPITAL_ADMIN_PASSWORD`, or a generated one it prints once) with [`set_admin_password`].
 
 use kit::directory::decode;
-use kit::handle::with_handle;
+use kit::handle::{WriteError, with_handle};
 use kit::outbox::OutboxRow;
 use kit::read_model::Projection;
 use shared_events::staff::Staff;
@@ -39,26 +39,28 @@ impl Projection for StaffRestore {
             Some(_) => HashUpdate::Set(RESTORED_HASH.to_owned()),
             None => HashUpdate::Clear,
         };
-        with_handle(conn, |db| match current {
-            None => {
-                let hash = match hash {
-                    HashUpdate::Clear => HashUpdate::Keep,
-                    set => set,
-                };
-                write_row(db, &staff, &hash, true)?;
-                STAFF.index_name(db, staff.id, &staff.name)
-            }
-            Some((version, name)) if staff.version > version => {
-                write_row(db, &staff, &hash, false)?;
-                if name != staff.name {
+        with_handle(conn, |db| -> Result<(), WriteError> {
+            match current {
+                None => {
+                    let hash = match hash {
+                        HashUpdate::Clear => HashUpdate::Keep,
+                        set => set,
+                    };
+                    write_row(db, &staff, &hash, true)?;
                     STAFF.index_name(db, staff.id, &staff.name)?;
+                    Ok(())
                 }
-                Ok(())
+                Some((version, name)) if staff.version > version => {
+                    write_row(db, &staff, &hash, false)?;
+                    if name != staff.name {
+                        STAFF.index_name(db, staff.id, &staff.name)?;
+                    }
+                    Ok(())
+                }
+                Some(_) => Ok(()),
             }
-            Some(_) => Ok(()),
         })
-        .await?
-        .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+        .await??;
         Ok(Vec::new())
     }
 
