@@ -2,9 +2,12 @@
 //! ([`crate::auth::permissions`]), the command to the owning service, and the audit entries
 //! of what happened. Routes say what they do ([`Call`]); this decides and records.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::audit::{Access, Outcome, patients_in};
@@ -79,6 +82,7 @@ pub async fn call<T: Serialize>(
     call: Call<'_>,
     command: impl FnOnce(Option<i64>) -> T,
 ) -> Result<Answer, ApiError> {
+    let deadline = deadline(state);
     let mut patients: Vec<Uuid> = call.patient_id.into_iter().collect();
     let checked = check(state, context, &call, &mut patients).await;
     let result = match checked {
@@ -134,33 +138,75 @@ pub async fn call<T: Serialize>(
         &access,
         &patients,
         !call.action.is_write() && result.is_ok(),
+        deadline,
     )
     .await?;
     result
 }
 
+/// When a call started now must be answered: within the NATS request timeout, which also
+/// bounds the command itself.
+pub fn deadline(state: &AppState) -> Instant {
+    Instant::now() + state.answer_within()
+}
+
+/// The least an access's trail is waited for, even when the command used up the deadline.
+const MIN_AUDIT_WAIT: Duration = Duration::from_secs(1);
+
 /// Stores the entries of an access. Data is not disclosed without its trail
 /// (`disclosing`: a read about to answer 200); anything else (a change already made, a refusal,
 /// a failure) is answered as it is, and an unwritable trail is logged (see [`crate::audit`]).
+///
+/// The trail is waited for until `deadline` (at least [`MIN_AUDIT_WAIT`]): while JetStream
+/// elects a new leader of the audit stream its acknowledgements stop for seconds, and a command
+/// that already waited out its own timeout must not wait as long again. Past it, a disclosing
+/// read is refused (503) and anything else is answered; either way the entries are still stored
+/// if JetStream takes them later, and a failure is logged then.
 pub async fn audit(
     state: &AppState,
     access: &Access<'_>,
     patients: &[Uuid],
     disclosing: bool,
+    deadline: Instant,
 ) -> Result<(), ApiError> {
-    match state.audit().record(&access.entries(patients)).await {
-        Ok(()) => Ok(()),
-        Err(error) if !disclosing => {
-            tracing::error!(%error, request_id = access.request_id, status = access.status, "an access was not audited");
-            Ok(())
+    let entries = access.entries(patients);
+    let log = state.audit().clone();
+    let request_id = access.request_id.to_owned();
+    let status = access.status;
+    let mut stored = tokio::spawn(async move { log.record(&entries).await });
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(MIN_AUDIT_WAIT);
+    let error = match tokio::time::timeout(wait, &mut stored).await {
+        Ok(Ok(Ok(()))) => return Ok(()),
+        Ok(Ok(Err(error))) => error.to_string(),
+        Ok(Err(task)) => format!("the audit task failed: {task}"),
+        Err(_) => {
+            tokio::spawn(async move {
+                if let Ok(Err(error)) = stored.await {
+                    tracing::error!(%error, request_id, status, "an access was not audited");
+                }
+            });
+            if !disclosing {
+                tracing::warn!(
+                    request_id = access.request_id,
+                    status,
+                    wait_ms = wait.as_millis() as u64,
+                    "answering before the audit entry is acknowledged"
+                );
+                return Ok(());
+            }
+            format!("not acknowledged within {} ms", wait.as_millis())
         }
-        Err(error) => {
-            tracing::error!(%error, request_id = access.request_id, "refused a read that could not be audited");
-            Err(ApiError::service_unavailable(
-                "the access could not be recorded in the audit trail; try again shortly",
-            ))
-        }
+    };
+    if disclosing {
+        tracing::error!(%error, request_id = access.request_id, "refused a read that could not be audited");
+        return Err(ApiError::service_unavailable(
+            "the access could not be recorded in the audit trail; try again shortly",
+        ));
     }
+    tracing::error!(%error, request_id = access.request_id, status, "an access was not audited");
+    Ok(())
 }
 
 /// The permission check. Returns the version of the item read to check a condition.

@@ -29,6 +29,8 @@ pub struct AppState {
     login_throttle: Arc<LoginThrottle>,
     /// Where every `/api` access is recorded.
     audit: Arc<AuditLog>,
+    /// The NATS request timeout: every `/api` answer is due within it (see `access::deadline`).
+    answer_within: std::time::Duration,
     /// The static frontend served at `/`.
     frontend_dir: Arc<PathBuf>,
     /// Cancelled when the gateway stops: the live feeds then end, so graceful shutdown is not
@@ -43,6 +45,7 @@ impl AppState {
         let jetstream = async_nats::jetstream::new(nats.clone());
         AppState {
             audit: Arc::new(AuditLog::new(jetstream.clone(), config.audit_retention)),
+            answer_within: config.nats.request_timeout,
             jetstream,
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
@@ -78,8 +81,13 @@ impl AppState {
         &self.login_throttle
     }
 
-    pub fn audit(&self) -> &AuditLog {
+    pub fn audit(&self) -> &Arc<AuditLog> {
         &self.audit
+    }
+
+    /// How long an `/api` call may take: the NATS request timeout.
+    pub fn answer_within(&self) -> std::time::Duration {
+        self.answer_within
     }
 
     pub fn frontend_dir(&self) -> &Path {

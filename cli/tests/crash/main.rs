@@ -8,6 +8,7 @@
 //! processes and measures latencies, which they would otherwise distort for each other.
 //! `cargo test --test crash -- --nocapture` shows the figures each test measured.
 
+mod cluster_failover;
 mod kill_services;
 mod nats_outage;
 mod support;

@@ -51,7 +51,7 @@ async fn while_nats_is_down_the_gateway_answers_503_within_2_s_and_all_recovers_
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    system.nats_server.stop().await;
+    system.nats_server.single().stop().await;
     let stopped_at = Instant::now();
     system.signal("record", libc::SIGCONT);
     let (answered_at, status) = in_flight.await.unwrap();
@@ -67,7 +67,7 @@ async fn while_nats_is_down_the_gateway_answers_503_within_2_s_and_all_recovers_
     let waiting_in_outboxes = outbox_rows(&system).await;
     let acks_at_resume: BTreeMap<&str, usize> =
         SERVICES.iter().map(|&s| (s, load.acks_of(s))).collect();
-    system.nats_server.resume().await;
+    system.nats_server.single().resume().await;
     let resumed_at = Instant::now();
 
     // Nothing is restarted: each service must acknowledge writes again by itself.

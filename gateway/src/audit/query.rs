@@ -17,7 +17,7 @@ use shared_events::subjects::{AUDIT_PREFIX, AUDIT_STREAM};
 use uuid::Uuid;
 
 use super::{Access, AuditEntry, Outcome};
-use crate::access::audit;
+use crate::access::{audit, deadline};
 use crate::auth::permissions::{self, AUDIT, Action, Grant};
 use crate::error::ApiError;
 use crate::nats_call::CommandContext;
@@ -56,6 +56,7 @@ pub async fn audit_trail(
     context: CommandContext,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
+    let deadline = deadline(&state);
     let allowed =
         permissions::grant(context.caller.claims().role, AUDIT, Action::List) == Grant::Yes;
     let parsed = if allowed {
@@ -87,7 +88,7 @@ pub async fn audit_trail(
             .map_or_else(|e| e.status().as_u16(), |_| 200),
     };
     // A look at the trail discloses no patient data itself: one entry, naming no patient.
-    audit(&state, &access, &[], result.is_ok()).await?;
+    audit(&state, &access, &[], result.is_ok(), deadline).await?;
     let (query, (entries, more)) = result?;
     let mut headers = HeaderMap::new();
     if more && let Some(last) = entries.last() {

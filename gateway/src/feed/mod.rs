@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use crate::access::audit;
+use crate::access::{audit, deadline};
 use crate::audit::{Access, Origin, Outcome};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -76,7 +76,7 @@ pub async fn stream(
         outcome: Outcome::Allowed,
         status: 200,
     };
-    audit(&state, &access, &[], true).await?;
+    audit(&state, &access, &[], true, deadline(&state)).await?;
     let mut events = feed.events;
     let ready = message::ready_message(feed.last_sequence);
     // The pump stops at expiry too; ending here as well keeps queued events from going out late.

@@ -11,6 +11,9 @@ use std::time::Duration;
 use crate::nats::{Credentials, NatsConfig};
 use crate::nats_users::Passwords;
 
+pub mod cluster;
+pub use cluster::TestNatsCluster;
+
 /// The project's `nats.conf`, built in so `hospital up` works from any directory.
 pub const NATS_CONF: &str = include_str!("../../../nats.conf");
 
@@ -151,6 +154,24 @@ pub async fn round_trip(client: &async_nats::Client) {
         .expect("a round trip to nats-server");
 }
 
+/// A client connected as `user` with `config`, as a component would connect; returned once
+/// connected (the components' connect returns at once and connects in the background), so what
+/// it subscribes to next is in place before another client's request.
+async fn connected_client(config: &NatsConfig, user: &str) -> async_nats::Client {
+    let client = crate::nats::connect(config, &format!("test-{user}"))
+        .await
+        .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.connection_state() != async_nats::connection::State::Connected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user} did not connect to the test nats-server"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    client
+}
+
 /// A nats-server of our own for a test: free port, temporary storage, the project's
 /// `nats.conf` with its users and permissions, fresh passwords for them. Stopped when dropped.
 /// Each part of a test connects as the component it plays ([`Self::config_for`]).
@@ -209,18 +230,7 @@ impl TestNatsServer {
     /// (the components' connect returns at once and connects in the background), so what it
     /// subscribes to next is in place before another client's request.
     pub async fn connect_as(&self, user: &str) -> async_nats::Client {
-        let client = crate::nats::connect(&self.config_for(user), &format!("test-{user}"))
-            .await
-            .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while client.connection_state() != async_nats::connection::State::Connected {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{user} did not connect to the test nats-server"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        client
+        connected_client(&self.config_for(user), user).await
     }
 
     pub fn port(&self) -> u16 {

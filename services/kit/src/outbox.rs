@@ -28,6 +28,9 @@ use sqlx::SqlitePool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// How long a reply waits for the first publish of its event (normally a few milliseconds).
+pub const FIRST_ATTEMPT_WAIT: Duration = Duration::from_secs(1);
+
 /// One event waiting in the outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
@@ -85,11 +88,27 @@ impl EventPublisher {
     }
 
     /// The first publish attempt for rows that were just committed. Never fails the command:
-    /// the change is committed, and on any error the relay takes over.
+    /// the change is committed, and on any error the relay takes over. Waited for at most
+    /// [`FIRST_ATTEMPT_WAIT`]: while JetStream elects a new leader it acknowledges nothing for
+    /// seconds, and the caller's reply must not wait that out (the gateway would answer 504 for
+    /// a write that was made). The attempt carries on meanwhile, and the relay retries it.
     pub async fn publish_committed(&self, rows: &[OutboxRow]) {
-        if let Err(error) = self.publish(rows).await {
-            tracing::warn!(%error, "event publish failed; the outbox relay will retry");
-            self.wake_relay.notify_one();
+        let publisher = self.clone();
+        let rows = rows.to_vec();
+        let attempt = tokio::spawn(async move {
+            if let Err(error) = publisher.publish(&rows).await {
+                tracing::warn!(%error, "event publish failed; the outbox relay will retry");
+                publisher.wake_relay.notify_one();
+            }
+        });
+        if tokio::time::timeout(FIRST_ATTEMPT_WAIT, attempt)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                wait_ms = FIRST_ATTEMPT_WAIT.as_millis() as u64,
+                "JetStream is slow to acknowledge; replying before the event is in the stream"
+            );
         }
     }
 

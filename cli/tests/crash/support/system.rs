@@ -1,4 +1,5 @@
-//! The whole system as OS processes: a nats-server of our own (free port, temporary store), and
+//! The whole system as OS processes: a nats-server of our own (free port, temporary store), or a
+//! three-node cluster of them (`deploy/nats/cluster.conf`, streams with three replicas), and
 //! one `hospital serve <component>` process per component with the environment `hospital up`
 //! gives its children (`cli/src/up.rs`, `Settings::command_for`), on a fresh data directory.
 //! A component can be killed with SIGKILL, frozen (SIGSTOP/SIGCONT) and started again.
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use kit::nats_server::{TestNatsServer, free_port};
+use kit::nats::Credentials;
+use kit::nats_server::{TestNatsCluster, TestNatsServer, free_port};
 
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub const JWT_SECRET: &str = "a-crash-test-secret-that-is-long-enough-0123456789";
@@ -22,8 +24,69 @@ pub const COMPONENTS: [&str; 5] = ["patient", "staff", "appointment", "record", 
 /// How long a component may take to answer after it was started.
 const START_PATIENCE: Duration = Duration::from_secs(30);
 
+/// The NATS the system runs on.
+pub enum Nats {
+    Single(TestNatsServer),
+    /// Three nodes; every component gets `HOSPITAL_STREAM_REPLICAS=3`.
+    Cluster(TestNatsCluster),
+}
+
+impl Nats {
+    /// `NATS_URL`: one server, or every node comma-separated.
+    pub fn url(&self) -> String {
+        match self {
+            Nats::Single(server) => server.url(),
+            Nats::Cluster(cluster) => cluster.url(),
+        }
+    }
+
+    fn credentials(&self, user: &str) -> Credentials {
+        match self {
+            Nats::Single(server) => server.credentials(user),
+            Nats::Cluster(cluster) => cluster.credentials(user),
+        }
+    }
+
+    fn passwords(&self) -> &kit::nats_users::Passwords {
+        match self {
+            Nats::Single(server) => server.passwords(),
+            Nats::Cluster(cluster) => cluster.passwords(),
+        }
+    }
+
+    fn stream_replicas(&self) -> usize {
+        match self {
+            Nats::Single(_) => 1,
+            Nats::Cluster(_) => kit::nats_server::cluster::NODES,
+        }
+    }
+
+    /// The single server (a test of a single server's outage).
+    pub fn single(&mut self) -> &mut TestNatsServer {
+        match self {
+            Nats::Single(server) => server,
+            Nats::Cluster(_) => panic!("the system runs on a cluster"),
+        }
+    }
+
+    /// The cluster (a test of a node's failure).
+    pub fn cluster(&mut self) -> &mut TestNatsCluster {
+        match self {
+            Nats::Cluster(cluster) => cluster,
+            Nats::Single(_) => panic!("the system runs on a single nats-server"),
+        }
+    }
+
+    pub fn as_cluster(&self) -> &TestNatsCluster {
+        match self {
+            Nats::Cluster(cluster) => cluster,
+            Nats::Single(_) => panic!("the system runs on a single nats-server"),
+        }
+    }
+}
+
 pub struct System {
-    pub nats_server: TestNatsServer,
+    pub nats_server: Nats,
     /// An observer's NATS client as the operator user (reconnecting, as an operator's tool
     /// would).
     pub nats: async_nats::Client,
@@ -38,8 +101,17 @@ impl System {
     /// nats-server, the four services and the gateway, each a process; returns once the
     /// gateway's `/ready` says every service answers.
     pub async fn start() -> System {
-        let nats_server = TestNatsServer::start().await;
-        let observer = nats_server.config_for(kit::nats_users::OPERATOR);
+        Self::start_on(Nats::Single(TestNatsServer::start().await)).await
+    }
+
+    /// As [`Self::start`], on a three-node NATS cluster with replicated streams.
+    pub async fn start_on_cluster() -> System {
+        Self::start_on(Nats::Cluster(TestNatsCluster::start().await)).await
+    }
+
+    async fn start_on(nats_server: Nats) -> System {
+        let observer = kit::nats::NatsConfig::new(nats_server.url())
+            .with_credentials(nats_server.credentials(kit::nats_users::OPERATOR));
         let nats = kit::nats::connect(&observer, "observer")
             .await
             .expect("connect the observer to the test nats-server");
@@ -101,6 +173,10 @@ impl System {
             )
             .env_remove("NATS_PASSWORD_FILE")
             .env("HOSPITAL_DATA_DIR", self.data_dir())
+            .env(
+                "HOSPITAL_STREAM_REPLICAS",
+                self.nats_server.stream_replicas().to_string(),
+            )
             .env("RUST_LOG", "info");
         if name == "gateway" {
             command
