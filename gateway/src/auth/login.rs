@@ -27,8 +27,11 @@ pub async fn login(
     origin: Origin,
     JsonObject(body): JsonObject,
 ) -> Result<Json<IssuedToken>, ApiError> {
-    let credentials = credentials(&body)?;
     let address = origin.client_addr.map(|addr| addr.ip());
+    let credentials = Authenticate {
+        client_address: address,
+        ..credentials(&body)?
+    };
     if let Err(wait) = state.login_throttle().check(&credentials.username, address) {
         tracing::warn!(username = %credentials.username, ?address, "login refused: too many failures");
         return Err(ApiError::too_many_requests(
@@ -71,6 +74,7 @@ fn credentials(body: &Map<String, Value>) -> Result<Authenticate, ApiError> {
     Ok(Authenticate {
         username: username.trim().to_owned(),
         password,
+        client_address: None,
     })
 }
 
