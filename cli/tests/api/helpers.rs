@@ -94,6 +94,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
                 staff_service::startup::DATABASE_VAR,
             ),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            login_limits: staff_service::login_limits::LoginLimits::default(),
         };
         let service = staff_service::StaffService::build(config)
             .await
