@@ -166,6 +166,10 @@ mod tests {
         let unknown: Authenticate =
             serde_json::from_str(r#"{"username": "ada", "password": "pw"}"#).unwrap();
         assert_eq!(unknown.client_address, None);
-        assert!(!serde_json::to_string(&unknown).unwrap().contains("client_address"));
+        assert!(
+            !serde_json::to_string(&unknown)
+                .unwrap()
+                .contains("client_address")
+        );
     }
 }

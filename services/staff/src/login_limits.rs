@@ -238,10 +238,8 @@ impl FailedLogins {
                     "DELETE FROM login_failures WHERE username = ?1 AND address IS NULL",
                 )?
                 .execute([&attempt.username])?;
-                db.prepare_cached(
-                    "UPDATE login_failures SET username = NULL WHERE username = ?1",
-                )?
-                .execute([&attempt.username])?;
+                db.prepare_cached("UPDATE login_failures SET username = NULL WHERE username = ?1")?
+                    .execute([&attempt.username])?;
                 Ok(())
             })
             .await

@@ -76,7 +76,10 @@ async fn the_sixth_attempt_after_five_failures_waits_for_the_window() {
     }
     let later = after(start(), Duration::from_secs(60));
     assert_eq!(
-        db.failures.wait_at("ada", localhost(), later).await.unwrap(),
+        db.failures
+            .wait_at("ada", localhost(), later)
+            .await
+            .unwrap(),
         Some(WINDOW - Duration::from_secs(60))
     );
     let refused = db
