@@ -76,16 +76,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, detail)
     }
 
-    /// 429 with `Retry-After`: too many failed attempts; `wait` is how long until the next
-    /// one is considered.
-    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
-        ApiError {
-            // Whole seconds, rounded up: a client that waits as told is let through.
-            retry_after: Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
-        }
-    }
-
     /// `patient not found`, `staff member not found`, ...
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
