@@ -13,9 +13,6 @@ const HTTP_ADDR_VAR: &str = "HOSPITAL_HTTP_ADDR";
 const SECRET_VAR: &str = "JWT_SECRET_KEY";
 const TTL_VAR: &str = "JWT_TTL_MINUTES";
 const FRONTEND_VAR: &str = "HOSPITAL_FRONTEND_DIR";
-const LOGIN_FAILURES_VAR: &str = "HOSPITAL_LOGIN_MAX_FAILURES";
-const ADDRESS_FAILURES_VAR: &str = "HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS";
-const LOGIN_WINDOW_VAR: &str = "HOSPITAL_LOGIN_WINDOW_MINUTES";
 const AUDIT_RETENTION_VAR: &str = "HOSPITAL_AUDIT_RETENTION_DAYS";
 
 /// HS256 needs a key at least as long as its hash.
@@ -26,9 +23,6 @@ pub const DEFAULT_HTTP_ADDR: SocketAddr =
 pub const DEFAULT_TTL_MINUTES: u64 = 15;
 /// Longest token lifetime we accept: a working day.
 pub const MAX_TTL_MINUTES: u64 = 24 * 60;
-pub const DEFAULT_LOGIN_MAX_FAILURES: usize = 5;
-pub const DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS: usize = 50;
-pub const DEFAULT_LOGIN_WINDOW_MINUTES: u64 = 15;
 
 /// Everything the gateway needs to start.
 #[derive(Clone)]
@@ -42,13 +36,6 @@ pub struct Config {
     pub token_ttl: Duration,
     /// `HOSPITAL_FRONTEND_DIR`: the static files served at `/`.
     pub frontend_dir: PathBuf,
-    /// `HOSPITAL_LOGIN_MAX_FAILURES` failed logins within `HOSPITAL_LOGIN_WINDOW_MINUTES`, per
-    /// username or client address, and the next attempt waits (429).
-    pub login_max_failures: usize,
-    /// `HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS`: the same for one client address, higher
-    /// because a whole clinic may reach us from one address.
-    pub login_max_failures_per_address: usize,
-    pub login_window: Duration,
     /// `HOSPITAL_AUDIT_RETENTION_DAYS`: how long audit entries are kept; zero (the default)
     /// keeps them for ever. Only applies when the gateway creates the audit stream.
     pub audit_retention: Duration,
@@ -66,28 +53,6 @@ impl Config {
             Some(dir) => check_frontend_dir(PathBuf::from(dir))?,
             None => default_frontend_dir(),
         };
-        let login_max_failures = config::parsed_or(LOGIN_FAILURES_VAR, DEFAULT_LOGIN_MAX_FAILURES)?;
-        if login_max_failures == 0 {
-            return Err(ConfigError::Invalid {
-                var: LOGIN_FAILURES_VAR,
-                reason: "must be at least 1".into(),
-            });
-        }
-        let login_max_failures_per_address =
-            config::parsed_or(ADDRESS_FAILURES_VAR, DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS)?;
-        if login_max_failures_per_address == 0 {
-            return Err(ConfigError::Invalid {
-                var: ADDRESS_FAILURES_VAR,
-                reason: "must be at least 1".into(),
-            });
-        }
-        let window_minutes = config::parsed_or(LOGIN_WINDOW_VAR, DEFAULT_LOGIN_WINDOW_MINUTES)?;
-        if !(1..=24 * 60).contains(&window_minutes) {
-            return Err(ConfigError::Invalid {
-                var: LOGIN_WINDOW_VAR,
-                reason: format!("{window_minutes} is not between 1 and 1440 minutes"),
-            });
-        }
         let retention_days: u64 = config::parsed_or(AUDIT_RETENTION_VAR, 0)?;
         Ok(Config {
             nats,
@@ -95,9 +60,6 @@ impl Config {
             jwt_secret,
             token_ttl,
             frontend_dir,
-            login_max_failures,
-            login_max_failures_per_address,
-            login_window: Duration::from_secs(window_minutes * 60),
             audit_retention: Duration::from_secs(retention_days.saturating_mul(24 * 3600)),
             http: HttpSettings::from_env()?,
         })
@@ -158,9 +120,6 @@ impl fmt::Display for Config {
         config::write_setting(f, SECRET_VAR, config::mask(&self.jwt_secret))?;
         config::write_setting(f, TTL_VAR, self.token_ttl.as_secs() / 60)?;
         config::write_setting(f, FRONTEND_VAR, self.frontend_dir.display())?;
-        config::write_setting(f, LOGIN_FAILURES_VAR, self.login_max_failures)?;
-        config::write_setting(f, ADDRESS_FAILURES_VAR, self.login_max_failures_per_address)?;
-        config::write_setting(f, LOGIN_WINDOW_VAR, self.login_window.as_secs() / 60)?;
         config::write_setting(
             f,
             AUDIT_RETENTION_VAR,
@@ -180,12 +139,6 @@ impl fmt::Debug for Config {
             .field("jwt_secret", &config::mask(&self.jwt_secret))
             .field("token_ttl", &self.token_ttl)
             .field("frontend_dir", &self.frontend_dir)
-            .field("login_max_failures", &self.login_max_failures)
-            .field(
-                "login_max_failures_per_address",
-                &self.login_max_failures_per_address,
-            )
-            .field("login_window", &self.login_window)
             .field("audit_retention", &self.audit_retention)
             .field("http", &self.http)
             .finish()
@@ -355,9 +308,6 @@ mod tests {
             jwt_secret: "s".repeat(40),
             token_ttl: Duration::from_secs(15 * 60),
             frontend_dir: PathBuf::from("frontend"),
-            login_max_failures: DEFAULT_LOGIN_MAX_FAILURES,
-            login_max_failures_per_address: DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS,
-            login_window: Duration::from_secs(15 * 60),
             audit_retention: Duration::ZERO,
             http: HttpSettings::default(),
         }
@@ -403,9 +353,6 @@ mod tests {
             "JWT_SECRET_KEY",
             "JWT_TTL_MINUTES",
             "HOSPITAL_FRONTEND_DIR",
-            "HOSPITAL_LOGIN_MAX_FAILURES",
-            "HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS",
-            "HOSPITAL_LOGIN_WINDOW_MINUTES",
             "HOSPITAL_AUDIT_RETENTION_DAYS",
             "HOSPITAL_CORS_ORIGINS",
             "HOSPITAL_HTTP_REQUEST_TIMEOUT_SECS",

@@ -76,16 +76,6 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, detail)
     }
 
-    /// 429 with `Retry-After`: too many failed attempts; `wait` is how long until the next
-    /// one is considered.
-    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
-        ApiError {
-            // Whole seconds, rounded up: a client that waits as told is let through.
-            retry_after: Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, detail)
-        }
-    }
-
     /// `patient not found`, `staff member not found`, ...
     pub fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, format!("{what} not found"))
@@ -152,8 +142,9 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DETAIL)
     }
 
-    /// A service's typed error. Client errors keep the service's message (safe by contract) and
-    /// fields; server errors get a generic detail, since their text is not for clients.
+    /// A service's typed error. Client errors keep the service's message (safe by contract),
+    /// fields and wait (`Retry-After` of a 429); server errors get a generic detail, since their
+    /// text is not for clients.
     pub fn from_service(service: &str, error: ServiceError) -> Self {
         let status = StatusCode::from_u16(error.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -170,7 +161,7 @@ impl ApiError {
             status,
             detail: error.message,
             fields: error.fields,
-            retry_after: None,
+            retry_after: error.retry_after_secs,
         }
     }
 }
@@ -302,6 +293,24 @@ mod tests {
         assert_eq!(body["detail"], "invalid fields: name");
         assert_eq!(body["errors"][0]["field"], "name");
         assert_eq!(body["errors"][0]["message"], "is required");
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_from_a_service_is_a_429_with_its_retry_after() {
+        let refused = ServiceError::too_many_requests(
+            "too many failed logins; try again in 2 minutes",
+            std::time::Duration::from_secs(90),
+        );
+        let response = ApiError::from_service("staff", refused).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "90");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = body_of(response).await;
+        assert_eq!(body["status"], 429);
+        assert_eq!(
+            body["detail"],
+            "too many failed logins; try again in 2 minutes"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! What every request handler shares. The gateway keeps no state of its own beyond this: the
-//! NATS connection, the token keys, what it follows of revoked tokens, the failed-login counts,
-//! the audit log writer, where the frontend lives, and the signal that ends the live feeds.
+//! NATS connection, the token keys, what it follows of revoked tokens, the audit log writer,
+//! where the frontend lives, and the signal that ends the live feeds. (Failed logins are
+//! counted by the staff service, in its database.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::auth::revocation::Revocations;
-use crate::auth::throttle::LoginThrottle;
 use crate::config::{Config, HttpSettings};
 
 /// Shared by all requests; cheap to clone (client handles, `Arc`s and a token).
@@ -25,8 +25,6 @@ pub struct AppState {
     tokens: Arc<Tokens>,
     /// Tokens refused before they expire, followed from NATS.
     revocations: Arc<Revocations>,
-    /// Failed-login counts.
-    login_throttle: Arc<LoginThrottle>,
     /// Where every `/api` access is recorded.
     audit: Arc<AuditLog>,
     /// The NATS request timeout: every `/api` answer is due within it (see `access::deadline`).
@@ -50,11 +48,6 @@ impl AppState {
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
             revocations: Arc::new(Revocations::default()),
-            login_throttle: Arc::new(LoginThrottle::new(
-                config.login_max_failures,
-                config.login_max_failures_per_address,
-                config.login_window,
-            )),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
             feeds_closing: CancellationToken::new(),
             http: Arc::new(config.http.clone()),
@@ -75,10 +68,6 @@ impl AppState {
 
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations
-    }
-
-    pub fn login_throttle(&self) -> &LoginThrottle {
-        &self.login_throttle
     }
 
     pub fn audit(&self) -> &Arc<AuditLog> {

@@ -3,15 +3,17 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use serde_json::json;
 use shared_events::staff::StaffRole;
 use support::{
-    ADMIN_ID, BROKEN, MISSING, NEXT, PASSWORD, SLOW, TestGateway, USERNAME, authorized, get,
-    json_post,
+    ADMIN_ID, BROKEN, LIMITED, LIMITED_WAIT, MISSING, NEXT, PASSWORD, SLOW, TestGateway, USERNAME,
+    authorized, get, json_post,
 };
 use uuid::Uuid;
 
@@ -92,6 +94,26 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
     }
     assert_eq!(problems[0], problems[1]);
     assert_eq!(problems[0]["detail"], "invalid username or password");
+}
+
+#[tokio::test]
+async fn a_login_refused_by_the_staff_service_is_a_429_with_its_retry_after() {
+    let gateway = gateway().await;
+    let body = json!({"username": LIMITED, "password": PASSWORD}).to_string();
+    let mut request = json_post("/auth/login", &body);
+    // The client's address, as the server's connection info gives it: passed to the service.
+    let client: SocketAddr = "10.1.2.3:40123".parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(client));
+    let reply = gateway.send(request).await;
+    let problem = reply.problem(429);
+    assert_eq!(
+        reply.header("retry-after"),
+        Some(LIMITED_WAIT.as_secs().to_string().as_str())
+    );
+    assert_eq!(
+        problem["detail"],
+        "too many failed logins from \"10.1.2.3\""
+    );
 }
 
 #[tokio::test]

@@ -79,11 +79,19 @@ pub struct Delete {
     pub expected_version: Option<i64>,
 }
 
-/// `hospital.staff.authenticate`: check a login.
+/// `hospital.staff.authenticate`: check a login. The staff service counts failed logins per
+/// username and per client address, and refuses with
+/// [`ErrorCode::TooManyRequests`](crate::ErrorCode::TooManyRequests) (its wait in
+/// [`ServiceError::retry_after_secs`](crate::ServiceError::retry_after_secs)) once either is
+/// over its limit, before checking the password.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Authenticate {
     pub username: String,
     pub password: String,
+    /// Where the login came from, as the gateway sees its client; `None` when unknown (then
+    /// only the username's limit applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Authenticate {
@@ -91,6 +99,7 @@ impl std::fmt::Debug for Authenticate {
         f.debug_struct("Authenticate")
             .field("username", &self.username)
             .field("password", &"***")
+            .field("client_address", &self.client_address)
             .finish()
     }
 }
@@ -142,7 +151,25 @@ mod tests {
         let cmd = Authenticate {
             username: "admin".into(),
             password: "secret-secret".into(),
+            client_address: None,
         };
         assert!(!format!("{cmd:?}").contains("secret-secret"));
+    }
+
+    #[test]
+    fn authenticate_carries_the_client_address_when_known() {
+        let from: Authenticate = serde_json::from_str(
+            r#"{"username": "ada", "password": "pw", "client_address": "10.0.0.7"}"#,
+        )
+        .unwrap();
+        assert_eq!(from.client_address, Some("10.0.0.7".parse().unwrap()));
+        let unknown: Authenticate =
+            serde_json::from_str(r#"{"username": "ada", "password": "pw"}"#).unwrap();
+        assert_eq!(unknown.client_address, None);
+        assert!(
+            !serde_json::to_string(&unknown)
+                .unwrap()
+                .contains("client_address")
+        );
     }
 }

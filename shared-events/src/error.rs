@@ -55,8 +55,8 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// The typed error that crosses NATS: a code, a message safe to show a client, and for
-/// validation errors every offending field.
+/// The typed error that crosses NATS: a code, a message safe to show a client, for validation
+/// errors every offending field, and for too many attempts how long to wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct ServiceError {
@@ -64,6 +64,10 @@ pub struct ServiceError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldError>,
+    /// For [`ErrorCode::TooManyRequests`]: whole seconds until the next attempt is considered
+    /// (the gateway's `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ServiceError {
@@ -72,6 +76,7 @@ impl ServiceError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            retry_after_secs: None,
         }
     }
 
@@ -87,6 +92,7 @@ impl ServiceError {
             code: ErrorCode::Validation,
             message,
             fields,
+            retry_after_secs: None,
         }
     }
 
@@ -114,6 +120,16 @@ impl ServiceError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// Too many attempts: the next one is considered after `wait`, rounded up to whole seconds
+    /// (at least one) so that a client waiting as told is let through.
+    pub fn too_many_requests(message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ServiceError {
+            retry_after_secs: Some(seconds.max(1)),
+            ..Self::new(ErrorCode::TooManyRequests, message)
+        }
     }
 
     /// An internal failure. The message is deliberately generic: the cause goes to the log.
@@ -154,5 +170,20 @@ mod tests {
             r#"{"code":"not_found","message":"patient not found"}"#
         );
         assert_eq!(serde_json::from_str::<ServiceError>(&json).unwrap(), err);
+    }
+
+    #[test]
+    fn too_many_requests_carries_its_wait_in_whole_seconds_rounded_up() {
+        let err = ServiceError::too_many_requests("wait", std::time::Duration::from_millis(1500));
+        assert_eq!(err.code.http_status(), 429);
+        assert_eq!(err.retry_after_secs, Some(2));
+        let json = serde_json::to_string(&err).unwrap();
+        assert_eq!(
+            json,
+            r#"{"code":"too_many_requests","message":"wait","retry_after_secs":2}"#
+        );
+        assert_eq!(serde_json::from_str::<ServiceError>(&json).unwrap(), err);
+        let now = ServiceError::too_many_requests("wait", std::time::Duration::ZERO);
+        assert_eq!(now.retry_after_secs, Some(1));
     }
 }

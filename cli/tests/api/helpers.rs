@@ -94,6 +94,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
                 staff_service::startup::DATABASE_VAR,
             ),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            login_limits: staff_service::login_limits::LoginLimits::default(),
         };
         let service = staff_service::StaffService::build(config)
             .await
@@ -143,9 +144,6 @@ fn gateway_config(nats: NatsConfig) -> gateway::Config {
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),
-        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
-        login_max_failures_per_address: gateway::config::DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS,
-        login_window: Duration::from_secs(15 * 60),
         audit_retention: Duration::ZERO,
         http: gateway::config::HttpSettings::default(),
     }

@@ -241,8 +241,16 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=15 * 60).contains(&wait), "Retry-After {wait}");
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = limited.json().await.unwrap();
     assert_eq!(problem["status"], 429);
+    assert_eq!(
+        problem["detail"],
+        "too many failed logins; try again in 15 minutes"
+    );
     // Even the right password waits: otherwise the limit would only slow guessing down.
     let right = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
     assert_eq!(right.status(), 429);
@@ -251,7 +259,7 @@ async fn failed_logins_are_limited_per_username_with_retry_after() {
 #[tokio::test]
 async fn failed_logins_are_limited_per_client_address() {
     let app = spawn_app().await;
-    for n in 0..gateway::config::DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS {
+    for n in 0..staff_service::login_limits::DEFAULT_MAX_FAILURES_PER_ADDRESS {
         let response = app.login(&format!("nobody{n}"), "not a password").await;
         assert_eq!(response.status(), 401);
     }
@@ -260,6 +268,49 @@ async fn failed_logins_are_limited_per_client_address() {
         app.login("someone.else", "not a password").await.status(),
         429
     );
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_the_usernames_failures() {
+    let app = spawn_app().await;
+    for _ in 0..2 {
+        for attempt in 0..4 {
+            let response = app.login("admin", "not the password at all").await;
+            assert_eq!(response.status(), 401, "attempt {attempt}");
+        }
+        let right = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+        assert_eq!(right.status(), 200);
+    }
+}
+
+/// The point of counting in the staff service's database: with two gateways, an attacker does
+/// not get the limit once per gateway.
+#[tokio::test]
+async fn two_gateways_share_one_failed_login_limit() {
+    let app = spawn_app().await;
+    let other = app.second_gateway().await;
+    let login_at = |base: String| {
+        app.http
+            .post(format!("{base}/auth/login"))
+            .json(&json!({"username": "admin", "password": "not the password at all"}))
+            .send()
+    };
+    for (attempt, base) in [&app.address, &other, &app.address, &other, &other]
+        .into_iter()
+        .enumerate()
+    {
+        let response = login_at(base.clone()).await.unwrap();
+        assert_eq!(response.status(), 401, "attempt {attempt} at {base}");
+    }
+    for base in [&app.address, &other] {
+        let limited = login_at(base.clone()).await.unwrap();
+        assert_eq!(limited.status(), 429, "at {base}");
+        assert!(limited.headers().contains_key("retry-after"), "at {base}");
+        assert_eq!(
+            limited.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
 }
 
 #[tokio::test]

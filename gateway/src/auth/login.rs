@@ -1,6 +1,10 @@
 //! `POST /auth/login`: the staff service checks the username and password; the gateway signs
-//! the access token. Failed logins are limited per username and per client address
-//! ([`super::throttle`]).
+//! the access token. Failed logins are limited per username and per client address by the
+//! staff service, which counts them in its database so every gateway instance shares the limit
+//! (`staff_service::login_limits`); the gateway passes the client address along and answers
+//! the service's refusal as 429 with `Retry-After`.
+
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::extract::State;
@@ -27,18 +31,8 @@ pub async fn login(
     origin: Origin,
     JsonObject(body): JsonObject,
 ) -> Result<Json<IssuedToken>, ApiError> {
-    let credentials = credentials(&body)?;
     let address = origin.client_addr.map(|addr| addr.ip());
-    if let Err(wait) = state.login_throttle().check(&credentials.username, address) {
-        tracing::warn!(username = %credentials.username, ?address, "login refused: too many failures");
-        return Err(ApiError::too_many_requests(
-            format!(
-                "too many failed logins; try again in {} minutes",
-                wait.as_secs().div_ceil(60)
-            ),
-            wait,
-        ));
-    }
+    let credentials = credentials(&body, address)?;
     let reply = send_command(
         state.nats(),
         service::STAFF,
@@ -47,30 +41,34 @@ pub async fn login(
         &credentials,
     )
     .await
-    .map_err(|error| {
-        if error.status() == StatusCode::UNAUTHORIZED {
-            state
-                .login_throttle()
-                .record_failure(&credentials.username, address);
+    .map_err(|error| match error.status() {
+        StatusCode::UNAUTHORIZED => {
             tracing::info!(username = %credentials.username, ?address, "login failed");
             ApiError::unauthorized(BAD_CREDENTIALS)
-        } else {
+        }
+        // The staff service's refusal, with its Retry-After, as it is.
+        StatusCode::TOO_MANY_REQUESTS => {
+            tracing::warn!(username = %credentials.username, ?address, "login refused: too many failures");
             error
         }
+        _ => error,
     })?;
-    state.login_throttle().record_success(&credentials.username);
     let who: Authenticated = decode_reply(service::STAFF, &reply)?;
     let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
     tracing::info!(staff_id = %who.staff_id, role = who.role.as_str(), "logged in");
     Ok(Json(token))
 }
 
-/// The username (trimmed) and password (exactly as typed) of a login body.
-fn credentials(body: &Map<String, Value>) -> Result<Authenticate, ApiError> {
+/// The username (trimmed) and password (exactly as typed) of a login body, from `address`.
+fn credentials(
+    body: &Map<String, Value>,
+    address: Option<IpAddr>,
+) -> Result<Authenticate, ApiError> {
     let [username, password] = required_strings(body, LOGIN_FIELDS)?;
     Ok(Authenticate {
         username: username.trim().to_owned(),
         password,
+        client_address: address,
     })
 }
 
@@ -85,14 +83,20 @@ mod tests {
 
     #[test]
     fn credentials_are_read_with_the_username_trimmed() {
-        let read = credentials(&body(json!({"username": " admin ", "password": " pw "}))).unwrap();
+        let from = "10.1.2.3".parse().ok();
+        let read = credentials(
+            &body(json!({"username": " admin ", "password": " pw "})),
+            from,
+        )
+        .unwrap();
         assert_eq!(read.username, "admin");
         assert_eq!(read.password, " pw ");
+        assert_eq!(read.client_address, from);
     }
 
     #[test]
     fn every_missing_credential_is_named() {
-        let error = credentials(&body(json!({"username": 7}))).unwrap_err();
+        let error = credentials(&body(json!({"username": 7})), None).unwrap_err();
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let fields: Vec<(&str, &str)> = error
             .fields()

@@ -1,7 +1,7 @@
 //! Authentication and authorisation.
 //!
 //! - [`jwt`]: issuing and verifying the HS256 access tokens.
-//! - [`login`]: `POST /auth/login`, checked by the staff service, limited by [`throttle`].
+//! - [`login`]: `POST /auth/login`, checked (and failed logins limited) by the staff service.
 //! - [`session`]: `POST /auth/logout` and `POST /auth/password`.
 //! - [`revocation`]: tokens refused before they expire (logouts, account changes).
 //! - [`caller`]: the [`Caller`] extractor, which makes a route require a valid bearer token.
@@ -14,7 +14,6 @@ pub mod login;
 pub mod permissions;
 pub mod revocation;
 pub mod session;
-pub mod throttle;
 
 pub use caller::Caller;
 pub use jwt::{Claims, IssuedToken, TokenError, Tokens};

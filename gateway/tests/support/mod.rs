@@ -38,6 +38,10 @@ pub const NEXT: Uuid = Uuid::from_u128(0x7e57);
 
 /// The login the stand-in staff service accepts.
 pub const USERNAME: &str = "admin";
+/// The username the stand-in staff service refuses as having too many failures, for
+/// [`LIMITED_WAIT`], naming the client address it was sent.
+pub const LIMITED: &str = "limited";
+pub const LIMITED_WAIT: Duration = Duration::from_secs(120);
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const ADMIN_ID: Uuid = Uuid::from_u128(0xad);
 
@@ -80,9 +84,6 @@ pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
         jwt_secret: SECRET.to_owned(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: frontend_dir(),
-        login_max_failures: gateway::config::DEFAULT_LOGIN_MAX_FAILURES,
-        login_max_failures_per_address: gateway::config::DEFAULT_LOGIN_MAX_FAILURES_PER_ADDRESS,
-        login_window: Duration::from_secs(15 * 60),
         audit_retention: Duration::ZERO,
         http: HttpSettings::default(),
     }
@@ -386,6 +387,10 @@ fn staff(body: Value) -> Result<Value, ServiceError> {
             "name": "Grace Hopper",
             "role": "admin",
         })),
+        (Some(LIMITED), _) => Err(ServiceError::too_many_requests(
+            format!("too many failed logins from {}", body["client_address"]),
+            LIMITED_WAIT,
+        )),
         // Unlike the real service, these differ: the gateway must answer both alike.
         (Some(USERNAME), _) => Err(ServiceError::unauthorized("wrong password")),
         _ => Err(ServiceError::unauthorized("no such user")),

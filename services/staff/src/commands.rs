@@ -15,6 +15,7 @@ use shared_events::{
 use uuid::Uuid;
 
 use crate::domain::{self, LoginRequest, PasswordChange, StaffDetails};
+use crate::login_limits::FailedLogins;
 use crate::passwords;
 use crate::store::{Committed, HashUpdate, StaffStore};
 
@@ -33,6 +34,8 @@ pub const PASSWORD_CHANGED: &str = "password_changed";
 
 pub struct StaffCommands {
     pub store: StaffStore,
+    /// The failed-login limits, counted in the same database.
+    pub failed_logins: FailedLogins,
     pub publisher: EventPublisher,
 }
 
@@ -204,18 +207,37 @@ impl StaffCommands {
     }
 
     /// The same answer, and about the same time, for an unknown user and a wrong password.
+    /// Too many failures for the username or the client address are refused first, before any
+    /// hashing (see [`crate::login_limits`]).
     async fn authenticate(&self, command: Authenticate) -> Result<Authenticated, ServiceError> {
+        let attempt = self
+            .failed_logins
+            .admit(&command.username, command.client_address)
+            .await
+            .inspect_err(|error| {
+                if let Some(wait) = error.retry_after_secs {
+                    tracing::warn!(username = %command.username, address = ?command.client_address,
+                        retry_after_secs = wait, "login refused: too many failures");
+                }
+            })?;
         let username = command.username.trim().to_lowercase();
         let account = self.store.account(&username).await?;
         let stored = account.as_ref().map(|a| a.password_hash.clone());
         // `verify` checks against a dummy hash when there is no account: same cost either way.
         let matches = passwords::verify(command.password, stored).await;
         match account {
-            Some(account) if matches => Ok(Authenticated {
-                staff_id: account.staff_id,
-                name: account.name,
-                role: account.role,
-            }),
+            Some(account) if matches => {
+                // The login stands even if forgetting the failures fails: it only stays
+                // counted as one.
+                if let Err(error) = self.failed_logins.forgive(attempt).await {
+                    tracing::warn!(?error, "a successful login still counts as a failure");
+                }
+                Ok(Authenticated {
+                    staff_id: account.staff_id,
+                    name: account.name,
+                    role: account.role,
+                })
+            }
             _ => Err(invalid_login()),
         }
     }

@@ -4,6 +4,8 @@
 //!
 //! - [`domain`]: validation of a staff member's details and login, and the pure decisions.
 //! - [`passwords`]: argon2id hashing and verification, off the async workers.
+//! - [`login_limits`]: failed logins counted per username and client address in the database,
+//!   so every gateway instance shares one limit.
 //! - [`store`]: the SQLite tables; every change and its event in one transaction.
 //! - [`commands`]: the NATS command handlers, including `authenticate`.
 //! - [`bootstrap`]: the first administrator account.
@@ -12,6 +14,7 @@
 pub mod bootstrap;
 pub mod commands;
 pub mod domain;
+pub mod login_limits;
 pub mod passwords;
 pub mod restore;
 pub mod startup;

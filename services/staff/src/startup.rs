@@ -11,6 +11,7 @@ use shared_events::subjects::service;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, StaffCommands};
+use crate::login_limits::{FailedLogins, LoginLimits};
 use crate::store::{MIGRATOR, StaffStore};
 use crate::{bootstrap, passwords};
 
@@ -23,6 +24,8 @@ pub struct Config {
     /// `HOSPITAL_ADMIN_PASSWORD`: the first administrator's password (used only when no
     /// administrator exists yet). Unset: a password is generated and printed once.
     pub admin_password: Option<String>,
+    /// `HOSPITAL_LOGIN_MAX_FAILURES`, `..._PER_ADDRESS`, `HOSPITAL_LOGIN_WINDOW_MINUTES`.
+    pub login_limits: LoginLimits,
 }
 
 impl Config {
@@ -37,6 +40,7 @@ impl Config {
         Ok(Config {
             service: ServiceConfig::from_env(service::STAFF, DATABASE_VAR)?,
             admin_password,
+            login_limits: LoginLimits::from_env()?,
         })
     }
 }
@@ -48,7 +52,8 @@ impl fmt::Display for Config {
             .admin_password
             .as_deref()
             .map_or_else(|| "(unset)".to_owned(), config::mask);
-        write_setting(f, "HOSPITAL_ADMIN_PASSWORD", admin)
+        write_setting(f, "HOSPITAL_ADMIN_PASSWORD", admin)?;
+        write!(f, "{}", self.login_limits)
     }
 }
 
@@ -69,6 +74,11 @@ impl Component for StaffService {
         let base = ServiceBase::start(&config.service, &MIGRATOR).await?;
         let commands = Arc::new(StaffCommands {
             store: StaffStore::new(base.pool.clone(), base.writer.clone()),
+            failed_logins: FailedLogins::new(
+                base.pool.clone(),
+                base.writer.clone(),
+                config.login_limits,
+            ),
             publisher: base.publisher.clone(),
         });
         if let Some(password) =
@@ -94,5 +104,36 @@ impl Component for StaffService {
         self.base
             .run(spec, self.commands, Vec::new(), shutdown)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kit::nats::NatsConfig;
+
+    #[test]
+    fn the_configuration_shows_the_login_limits_and_hides_the_admin_password() {
+        let config = Config {
+            service: ServiceConfig::new(
+                service::STAFF,
+                DATABASE_VAR,
+                NatsConfig::new("nats://127.0.0.1:4222"),
+                "sqlite://data/staff.db?mode=rwc".into(),
+            ),
+            admin_password: Some("the first admin password".into()),
+            login_limits: LoginLimits::default(),
+        };
+        let shown = config.to_string();
+        for name in [
+            DATABASE_VAR,
+            "HOSPITAL_ADMIN_PASSWORD",
+            "HOSPITAL_LOGIN_MAX_FAILURES",
+            "HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            "HOSPITAL_LOGIN_WINDOW_MINUTES",
+        ] {
+            assert!(shown.contains(name), "{name} missing from:\n{shown}");
+        }
+        assert!(!shown.contains("the first admin password"));
     }
 }
