@@ -80,7 +80,7 @@ impl FreshDatabase {
     pub async fn create() -> FreshDatabase {
         match Self::create_on(&server_url()).await {
             Ok(database) => database,
-            Err(unavailable) => panic!("{unavailable}"),
+            Err(error) => panic!("{error}"),
         }
     }
 
