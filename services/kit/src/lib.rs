@@ -18,6 +18,8 @@
 //! - [`directory`]: the read-model of patients and staff that other services validate against.
 //! - [`fields`]: collecting every invalid field of a request body, not just the first.
 //! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout) and running its migrations.
+//! - [`postgres_test`]: a fresh PostgreSQL database per test, on the server `scripts/test` provides
+//!   (the PostgreSQL schemas' tests; the PostgreSQL stores are not written yet, issue #9).
 //! - [`service`]: an owning service's settings and foundation, and the one way it runs.
 //! - [`versions`]: the `If-Match` check every owning service applies.
 //! - [`runtime`]: logging set-up and the shutdown signal.
@@ -39,6 +41,7 @@ pub mod nats;
 pub mod nats_server;
 pub mod nats_users;
 pub mod outbox;
+pub mod postgres_test;
 pub mod read_model;
 pub mod runtime;
 pub mod service;

@@ -1,0 +1,146 @@
+//! The staff service's PostgreSQL schema (migrations/staff/postgres) on a real server: it
+//! applies, applies again as a no-op, and refuses what the SQLite schema refuses: a username
+//! without a password hash (or the reverse), one username for two active staff members, an
+//! unknown role. The PostgreSQL store is not written yet (issue #9).
+
+use kit::postgres_test::{FreshDatabase, refusal};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/staff/postgres");
+
+const UNIQUE_VIOLATION: &str = "23505";
+const CHECK_VIOLATION: &str = "23514";
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+async fn schema() -> FreshDatabase {
+    let database = FreshDatabase::create().await;
+    database.migrate_twice(&MIGRATOR).await;
+    database
+}
+
+async fn hire(
+    pool: &PgPool,
+    id: Uuid,
+    role: &str,
+    username: Option<&str>,
+    password_hash: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO staff (id, name, role, username, password_hash, version, created_at, updated_at)
+         VALUES ($1::uuid, 'Gregory House', $2, $3, $4, 1, now(), now())",
+    )
+    .bind(id.to_string())
+    .bind(role)
+    .bind(username)
+    .bind(password_hash)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// The refusal's SQLSTATE and constraint, failing the test when the write was accepted.
+fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
+    let error = result.expect_err("the database accepted the write");
+    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
+}
+
+#[tokio::test]
+async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_nothing() {
+    let database = schema().await;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        ["idempotency_keys", "outbox", "staff", "staff_name_words"]
+    );
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn a_username_always_has_a_password_hash_and_a_hash_a_username() {
+    let database = schema().await;
+    let pool = database.pool();
+    hire(pool, Uuid::now_v7(), "doctor", Some("house"), Some(HASH))
+        .await
+        .unwrap();
+    hire(pool, Uuid::now_v7(), "nurse", None, None)
+        .await
+        .unwrap();
+    for (username, hash) in [(Some("wilson"), None), (None, Some(HASH))] {
+        let (code, constraint) =
+            refused(hire(pool, Uuid::now_v7(), "doctor", username, hash).await);
+        assert_eq!(code, CHECK_VIOLATION, "{username:?}");
+        assert_eq!(
+            constraint.as_deref(),
+            Some("staff_username_has_password_hash")
+        );
+    }
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn a_username_belongs_to_one_active_staff_member_and_is_free_again_after_a_delete() {
+    let database = schema().await;
+    let pool = database.pool();
+    let first = Uuid::now_v7();
+    hire(pool, first, "doctor", Some("house"), Some(HASH))
+        .await
+        .unwrap();
+    let (code, constraint) =
+        refused(hire(pool, Uuid::now_v7(), "admin", Some("house"), Some(HASH)).await);
+    assert_eq!(code, UNIQUE_VIOLATION);
+    assert_eq!(constraint.as_deref(), Some("staff_username_active"));
+
+    sqlx::query("UPDATE staff SET deleted_at = now(), version = 2 WHERE id = $1::uuid")
+        .bind(first.to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    hire(pool, Uuid::now_v7(), "admin", Some("house"), Some(HASH))
+        .await
+        .unwrap();
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_role_is_refused() {
+    let database = schema().await;
+    let (code, _) = refused(hire(database.pool(), Uuid::now_v7(), "surgeon", None, None).await);
+    assert_eq!(code, CHECK_VIOLATION);
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn search_words_belong_to_a_staff_member() {
+    let database = schema().await;
+    let pool = database.pool();
+    let member = Uuid::now_v7();
+    hire(pool, member, "doctor", None, None).await.unwrap();
+    let index = |word: &'static str, owner: Uuid| {
+        sqlx::query("INSERT INTO staff_name_words (word, staff_id) VALUES ($1, $2::uuid)")
+            .bind(word)
+            .bind(owner.to_string())
+            .execute(pool)
+    };
+    index("gregory", member).await.unwrap();
+    index("house", member).await.unwrap();
+    let (code, _) = refused(index("house", member).await.map(|_| ()));
+    assert_eq!(code, UNIQUE_VIOLATION);
+    let (code, _) = refused(index("ghost", Uuid::now_v7()).await.map(|_| ()));
+    assert_eq!(code, "23503"); // foreign_key_violation
+    let collation: String = sqlx::query_scalar(
+        "SELECT collation_name::text FROM information_schema.columns
+         WHERE table_name = 'staff_name_words' AND column_name = 'word'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(collation, "C");
+    database.drop().await;
+}
