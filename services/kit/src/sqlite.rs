@@ -17,6 +17,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    #[error(
+        "{url} is not a SQLite URL (sqlite://<file>): this version runs on SQLite only; \
+         the PostgreSQL backend is not available yet"
+    )]
+    NotSqlite { url: String },
     #[error("invalid database URL {url:?}: {source}")]
     Url { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]
@@ -44,6 +49,18 @@ impl OpenError {
     }
 }
 
+/// sqlx would take any other URL (`postgres://...`) as the path of a SQLite file and quietly
+/// create one: refuse it instead, naming the URL (its password masked).
+fn require_sqlite(url: &str) -> Result<(), OpenError> {
+    if url.starts_with("sqlite:") {
+        Ok(())
+    } else {
+        Err(OpenError::NotSqlite {
+            url: crate::config::mask_url(url),
+        })
+    }
+}
+
 /// Opens (creating if needed) the database at `url`, takes its single-writer lock and applies
 /// `migrator`. The lock is released when the pool is closed or dropped.
 pub async fn open(url: &str, migrator: &Migrator) -> Result<SqlitePool, OpenError> {
@@ -59,6 +76,7 @@ pub async fn open_shared(url: &str, migrator: &Migrator) -> Result<SqlitePool, O
 /// Opens an existing database for reading only: no lock, no migrations, never created. WAL
 /// readers do not block the running service's writer.
 pub async fn open_read_only(url: &str) -> Result<SqlitePool, OpenError> {
+    require_sqlite(url)?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| OpenError::Url {
             url: url.to_owned(),
@@ -83,6 +101,7 @@ pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
 }
 
 async fn open_with(url: &str, migrator: &Migrator, lock: bool) -> Result<SqlitePool, OpenError> {
+    require_sqlite(url)?;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| OpenError::Url {
             url: url.to_owned(),
@@ -195,5 +214,21 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the lock was not released when the pool closed");
+    }
+
+    #[tokio::test]
+    async fn a_postgres_url_is_refused_not_taken_for_a_file_name() {
+        let url = "postgres://hospital:s3cret@db.example:5432/patient";
+        let refused = open(url, &NO_MIGRATIONS).await.unwrap_err();
+        let message = refused.to_string();
+        assert!(message.contains("not a SQLite URL"), "{message}");
+        assert!(
+            message.contains("db.example") && !message.contains("s3cret"),
+            "{message}"
+        );
+        assert!(matches!(
+            open_read_only(url).await,
+            Err(OpenError::NotSqlite { .. })
+        ));
     }
 }

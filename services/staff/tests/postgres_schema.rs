@@ -57,7 +57,13 @@ async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_not
     .unwrap();
     assert_eq!(
         tables,
-        ["idempotency_keys", "outbox", "staff", "staff_name_words"]
+        [
+            "idempotency_keys",
+            "login_failures",
+            "outbox",
+            "staff",
+            "staff_name_words"
+        ]
     );
     database.drop().await;
 }
