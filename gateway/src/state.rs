@@ -42,11 +42,15 @@ impl AppState {
     pub fn new(nats: async_nats::Client, config: &Config) -> Self {
         let jetstream = async_nats::jetstream::new(nats.clone());
         AppState {
-            audit: Arc::new(AuditLog::new(jetstream.clone(), config.audit_retention)),
+            audit: Arc::new(AuditLog::new(
+                jetstream.clone(),
+                config.audit_retention,
+                config.stream_replicas,
+            )),
             jetstream,
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
-            revocations: Arc::new(Revocations::default()),
+            revocations: Arc::new(Revocations::new(config.stream_replicas)),
             login_throttle: Arc::new(LoginThrottle::new(
                 config.login_max_failures,
                 config.login_max_failures_per_address,
