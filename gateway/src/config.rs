@@ -28,6 +28,10 @@ pub const MAX_TTL_MINUTES: u64 = 24 * 60;
 #[derive(Clone)]
 pub struct Config {
     pub nats: NatsConfig,
+    /// `HOSPITAL_STREAM_REPLICAS`: how many NATS servers keep `HOSPITAL_AUDIT` and the
+    /// revoked-tokens bucket, the same count the services give `HOSPITAL_EVENTS` (1 on a single
+    /// server, 3 on a cluster). Only applies when the gateway creates them.
+    pub stream_replicas: usize,
     /// `HOSPITAL_HTTP_ADDR`; port 0 picks a free port (tests).
     pub http_addr: SocketAddr,
     /// `JWT_SECRET_KEY`, at least 32 bytes.
@@ -46,6 +50,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let nats = NatsConfig::from_env(kit::nats_users::GATEWAY)?;
+        let stream_replicas = kit::event_stream::replicas_from_env()?;
         let http_addr = config::parsed_or(HTTP_ADDR_VAR, DEFAULT_HTTP_ADDR)?;
         let jwt_secret = check_secret(config::required(SECRET_VAR)?)?;
         let token_ttl = ttl_from_minutes(config::parsed_or(TTL_VAR, DEFAULT_TTL_MINUTES)?)?;
@@ -56,6 +61,7 @@ impl Config {
         let retention_days: u64 = config::parsed_or(AUDIT_RETENTION_VAR, 0)?;
         Ok(Config {
             nats,
+            stream_replicas,
             http_addr,
             jwt_secret,
             token_ttl,
@@ -117,6 +123,7 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         config::write_setting(f, HTTP_ADDR_VAR, self.http_addr)?;
         write!(f, "{}", self.nats)?;
+        config::write_setting(f, kit::event_stream::REPLICAS_VAR, self.stream_replicas)?;
         config::write_setting(f, SECRET_VAR, config::mask(&self.jwt_secret))?;
         config::write_setting(f, TTL_VAR, self.token_ttl.as_secs() / 60)?;
         config::write_setting(f, FRONTEND_VAR, self.frontend_dir.display())?;
@@ -135,6 +142,7 @@ impl fmt::Debug for Config {
             .field("nats_url", &config::mask_url(&self.nats.url))
             .field("nats_request_timeout", &self.nats.request_timeout)
             .field("nats_credentials", &self.nats.credentials)
+            .field("stream_replicas", &self.stream_replicas)
             .field("http_addr", &self.http_addr)
             .field("jwt_secret", &config::mask(&self.jwt_secret))
             .field("token_ttl", &self.token_ttl)
@@ -304,6 +312,7 @@ mod tests {
             nats: NatsConfig::new("nats://app:pw@127.0.0.1:4222").with_credentials(
                 kit::nats::Credentials::new("gateway", "nats-password-of-the-gateway"),
             ),
+            stream_replicas: 3,
             http_addr: DEFAULT_HTTP_ADDR,
             jwt_secret: "s".repeat(40),
             token_ttl: Duration::from_secs(15 * 60),
@@ -350,6 +359,7 @@ mod tests {
             "NATS_REQUEST_TIMEOUT_MS",
             "NATS_USER",
             "NATS_PASSWORD",
+            "HOSPITAL_STREAM_REPLICAS",
             "JWT_SECRET_KEY",
             "JWT_TTL_MINUTES",
             "HOSPITAL_FRONTEND_DIR",
@@ -366,6 +376,17 @@ mod tests {
         let debug = format!("{:?}", example());
         assert!(!debug.contains(&"s".repeat(40)));
         assert!(!debug.contains("nats-password-of-the-gateway"), "{debug}");
+    }
+
+    #[test]
+    fn printing_shows_the_stream_replicas() {
+        let shown = example().to_string();
+        assert!(
+            shown.lines().any(|line| line
+                .split_whitespace()
+                .eq(["HOSPITAL_STREAM_REPLICAS", "3"])),
+            "{shown}"
+        );
     }
 
     #[test]

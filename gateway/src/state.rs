@@ -42,12 +42,16 @@ impl AppState {
     pub fn new(nats: async_nats::Client, config: &Config) -> Self {
         let jetstream = async_nats::jetstream::new(nats.clone());
         AppState {
-            audit: Arc::new(AuditLog::new(jetstream.clone(), config.audit_retention)),
+            audit: Arc::new(AuditLog::new(
+                jetstream.clone(),
+                config.audit_retention,
+                config.stream_replicas,
+            )),
             answer_within: config.nats.request_timeout,
             jetstream,
             nats,
             tokens: Arc::new(Tokens::new(config.jwt_secret.as_bytes(), config.token_ttl)),
-            revocations: Arc::new(Revocations::default()),
+            revocations: Arc::new(Revocations::new(config.stream_replicas)),
             frontend_dir: Arc::new(config.frontend_dir.clone()),
             feeds_closing: CancellationToken::new(),
             http: Arc::new(config.http.clone()),

@@ -141,6 +141,7 @@ fn gateway_config(nats: NatsConfig) -> gateway::Config {
     gateway::Config {
         nats,
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        stream_replicas: 1,
         jwt_secret: JWT_SECRET.into(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../frontend").into(),

@@ -186,14 +186,17 @@ pub struct AuditLog {
     publisher: OnceCell<BatchPublisher>,
     /// How long audit entries are kept (`HOSPITAL_AUDIT_RETENTION_DAYS`; zero keeps them all).
     max_age: Duration,
+    /// How many NATS servers keep the stream (`HOSPITAL_STREAM_REPLICAS`).
+    replicas: usize,
 }
 
 impl AuditLog {
-    pub fn new(js: jetstream::Context, max_age: Duration) -> Self {
+    pub fn new(js: jetstream::Context, max_age: Duration, replicas: usize) -> Self {
         AuditLog {
             js,
             publisher: OnceCell::new(),
             max_age,
+            replicas,
         }
     }
 
@@ -201,8 +204,9 @@ impl AuditLog {
         &self.js
     }
 
-    /// The stream's configuration: appends only, no deletes, no purges.
-    pub fn stream_config(max_age: Duration) -> stream::Config {
+    /// The stream's configuration: appends only, no deletes, no purges; kept by `replicas`
+    /// servers, like `HOSPITAL_EVENTS` (the trail must survive losing a node as the events do).
+    pub fn stream_config(max_age: Duration, replicas: usize) -> stream::Config {
         stream::Config {
             name: AUDIT_STREAM.to_owned(),
             description: Some("Who read or changed what, when, from where".to_owned()),
@@ -210,6 +214,7 @@ impl AuditLog {
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             max_age,
+            num_replicas: replicas,
             deny_delete: true,
             deny_purge: true,
             duplicate_window: Duration::from_secs(120),
@@ -228,9 +233,19 @@ impl AuditLog {
             .get_or_try_init(|| async {
                 let stream = self
                     .js
-                    .get_or_create_stream(Self::stream_config(self.max_age))
+                    .get_or_create_stream(Self::stream_config(self.max_age, self.replicas))
                     .await
                     .map_err(|e| AuditError(e.to_string()))?;
+                // An existing stream is used as it is, made perhaps before the cluster was.
+                let existing = stream.cached_info().config.num_replicas.max(1);
+                if existing != self.replicas {
+                    tracing::warn!(
+                        stream = AUDIT_STREAM,
+                        replicas = existing,
+                        configured = self.replicas,
+                        "the audit stream exists with another replica count than HOSPITAL_STREAM_REPLICAS; it is used as it is (see docs/scale-out.md)"
+                    );
+                }
                 // The answer to the create carries the stream's configuration: no second request.
                 let atomic = kit::event_stream::atomic_enabled(stream.cached_info());
                 if !atomic {
@@ -283,6 +298,16 @@ impl AuditLog {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_stream_is_kept_by_as_many_servers_as_configured() {
+        for replicas in [1, 3] {
+            let config = AuditLog::stream_config(Duration::ZERO, replicas);
+            assert_eq!(config.num_replicas, replicas);
+            assert_eq!(config.name, AUDIT_STREAM);
+            assert!(config.deny_delete && config.deny_purge);
+        }
+    }
 
     #[test]
     fn subjects_name_the_patient_and_the_actor() {

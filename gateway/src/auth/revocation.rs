@@ -76,7 +76,6 @@ fn issued_at_ms(claims: &Claims) -> i64 {
         .unwrap_or(claims.iat.saturating_mul(1000))
 }
 
-#[derive(Default)]
 pub struct Revocations {
     /// Revoked token ids, when each would have expired anyway, and why.
     tokens: RwLock<HashMap<Uuid, (i64, Revoked)>>,
@@ -84,6 +83,24 @@ pub struct Revocations {
     tokens_loaded: AtomicBool,
     staff_loaded: AtomicBool,
     bucket: OnceCell<kv::Store>,
+    /// How many NATS servers keep the bucket when this gateway creates it
+    /// (`HOSPITAL_STREAM_REPLICAS`).
+    replicas: usize,
+}
+
+/// The revoked-tokens bucket's configuration, kept by `replicas` servers like `HOSPITAL_EVENTS`:
+/// a logout must not be forgotten when a node is lost.
+pub fn bucket_config(replicas: usize) -> kv::Config {
+    kv::Config {
+        bucket: REVOKED_TOKENS_BUCKET.to_owned(),
+        description: "Access tokens revoked by logging out".to_owned(),
+        history: 1,
+        // No token lives longer than this, so neither need its revocation.
+        max_age: KEEP_REVOKED,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    }
 }
 
 impl std::fmt::Debug for Revocations {
@@ -95,6 +112,19 @@ impl std::fmt::Debug for Revocations {
 }
 
 impl Revocations {
+    /// Nothing loaded yet; the bucket, when this gateway creates it, is kept by `replicas`
+    /// servers.
+    pub fn new(replicas: usize) -> Self {
+        Revocations {
+            tokens: RwLock::default(),
+            staff: RwLock::default(),
+            tokens_loaded: AtomicBool::new(false),
+            staff_loaded: AtomicBool::new(false),
+            bucket: OnceCell::new(),
+            replicas,
+        }
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.tokens_loaded.load(Ordering::Acquire) && self.staff_loaded.load(Ordering::Acquire)
     }
@@ -148,18 +178,27 @@ impl Revocations {
     async fn bucket(&self, js: &jetstream::Context) -> Result<&kv::Store, async_nats::Error> {
         self.bucket
             .get_or_try_init(|| async {
-                Ok::<_, async_nats::Error>(
-                    js.create_key_value(kv::Config {
-                        bucket: REVOKED_TOKENS_BUCKET.to_owned(),
-                        description: "Access tokens revoked by logging out".to_owned(),
-                        history: 1,
-                        // No token lives longer than this, so neither need its revocation.
-                        max_age: KEEP_REVOKED,
-                        storage: jetstream::stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await?,
-                )
+                let created = match js.create_key_value(bucket_config(self.replicas)).await {
+                    Ok(store) => return Ok(store),
+                    Err(error) => error,
+                };
+                // JetStream refuses to create a bucket that exists with other settings (made
+                // with another replica count, before the cluster was): use it as it is, or no
+                // revocation would ever load and every request would be refused.
+                match js.get_key_value(REVOKED_TOKENS_BUCKET).await {
+                    Ok(store) => {
+                        let replicas = store.stream.cached_info().config.num_replicas.max(1);
+                        tracing::warn!(
+                            bucket = REVOKED_TOKENS_BUCKET,
+                            replicas,
+                            configured = self.replicas,
+                            error = %created,
+                            "the revoked-tokens bucket exists with other settings; it is used as it is (see docs/scale-out.md)"
+                        );
+                        Ok(store)
+                    }
+                    Err(_) => Err(created.into()),
+                }
             })
             .await
     }
@@ -348,7 +387,7 @@ mod tests {
     }
 
     fn loaded() -> Revocations {
-        let revocations = Revocations::default();
+        let revocations = Revocations::new(1);
         revocations.tokens_loaded.store(true, Ordering::Release);
         revocations.staff_loaded.store(true, Ordering::Release);
         revocations
@@ -378,8 +417,42 @@ mod tests {
     }
 
     #[test]
+    fn the_bucket_is_kept_by_as_many_servers_as_configured() {
+        for replicas in [1, 3] {
+            let config = bucket_config(replicas);
+            assert_eq!(config.num_replicas, replicas);
+            assert_eq!(config.bucket, REVOKED_TOKENS_BUCKET);
+            assert_eq!(config.max_age, KEEP_REVOKED);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bucket_that_exists_with_other_settings_is_used_as_it_is() {
+        let server = kit::nats_server::TestNatsServer::start().await;
+        let js = jetstream::new(server.connect_as(kit::nats_users::GATEWAY).await);
+        // As an earlier gateway might have made it (another replica count needs a cluster; any
+        // difference in settings is refused the same way).
+        let earlier = kv::Config {
+            max_age: Duration::from_secs(3600),
+            ..bucket_config(1)
+        };
+        js.create_key_value(earlier).await.unwrap();
+        assert!(
+            js.create_key_value(bucket_config(1)).await.is_err(),
+            "JetStream now accepts a bucket with other settings: the fallback may go"
+        );
+
+        let revocations = Revocations::new(1);
+        let bucket = revocations.bucket(&js).await.unwrap();
+        assert_eq!(
+            bucket.stream.cached_info().config.max_age,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
     fn nothing_is_accepted_before_the_revocations_are_loaded() {
-        let revocations = Revocations::default();
+        let revocations = Revocations::new(1);
         let token = claims(Uuid::now_v7(), StaffRole::Nurse, 100);
         assert_eq!(revocations.check(&token), Err(Revoked::NotLoaded));
     }

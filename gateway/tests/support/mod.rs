@@ -81,6 +81,7 @@ pub fn config(nats: &TestNatsServer, request_timeout: Duration) -> Config {
             ..nats.config_for(kit::nats_users::GATEWAY)
         },
         http_addr: "127.0.0.1:0".parse().unwrap(),
+        stream_replicas: 1,
         jwt_secret: SECRET.to_owned(),
         token_ttl: Duration::from_secs(15 * 60),
         frontend_dir: frontend_dir(),

@@ -43,9 +43,30 @@ pub fn atomic_enabled(info: &stream::Info) -> bool {
     info.config.allow_atomic_publish
 }
 
-/// `HOSPITAL_STREAM_REPLICAS` (default 1).
+/// The variable that says how many servers keep a copy of each stream the system makes
+/// (`HOSPITAL_EVENTS`, and the gateway's `HOSPITAL_AUDIT` and revoked-tokens bucket).
+pub const REPLICAS_VAR: &str = "HOSPITAL_STREAM_REPLICAS";
+/// JetStream keeps at most five copies of a stream.
+pub const MAX_REPLICAS: usize = 5;
+
+/// `HOSPITAL_STREAM_REPLICAS` (default 1): 1 on a single server, 3 on a cluster of three.
 pub fn replicas_from_env() -> Result<usize, crate::config::ConfigError> {
-    crate::config::parsed_or("HOSPITAL_STREAM_REPLICAS", 1usize)
+    check_replicas(crate::config::parsed_or(REPLICAS_VAR, 1usize)?)
+}
+
+/// Refused at start rather than by JetStream at the first stream creation, which a component
+/// would only retry.
+fn check_replicas(replicas: usize) -> Result<usize, crate::config::ConfigError> {
+    if (1..=MAX_REPLICAS).contains(&replicas) {
+        Ok(replicas)
+    } else {
+        Err(crate::config::ConfigError::Invalid {
+            var: REPLICAS_VAR,
+            reason: format!(
+                "{replicas} is not between 1 and {MAX_REPLICAS} (1 on a single server, 3 on a cluster of three)"
+            ),
+        })
+    }
 }
 
 /// A JetStream context with the event stream in place. Retries until the stream can be
@@ -70,5 +91,24 @@ pub async fn provision(client: &async_nats::Client, replicas: usize) -> jetstrea
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replica_count_is_one_to_five() {
+        assert_eq!(check_replicas(1).unwrap(), 1);
+        assert_eq!(check_replicas(3).unwrap(), 3);
+        for bad in [0, MAX_REPLICAS + 1] {
+            let error = check_replicas(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("HOSPITAL_STREAM_REPLICAS is invalid"),
+                "{error}"
+            );
+        }
+        assert_eq!(config(3).num_replicas, 3);
     }
 }
