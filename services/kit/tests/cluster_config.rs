@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use kit::nats::{Credentials, NatsConfig};
-use kit::nats_server::{NatsServerBinary, free_port, wait_until_listening};
+use kit::nats_server::{NatsServerBinary, TestNatsCluster, free_port};
 use kit::nats_users::{Passwords, USERS, password_var};
 
 /// Long enough for a loaded machine; only waited out when a test fails.
@@ -198,94 +197,13 @@ fn a_node_with_an_empty_name_refuses_to_start() {
     assert!(said.contains("requires `server_name`"), "{said}");
 }
 
-/// A node of a test cluster, killed when dropped.
-struct RunningNode {
-    client_port: u16,
-    child: tokio::process::Child,
-}
-
-impl RunningNode {
-    /// Starts `node` as an operator would (`nats-server -c cluster.conf -sd DIR`), except that it
-    /// listens and advertises on loopback only: the file's `0.0.0.0` would make the nodes
-    /// advertise this machine's other addresses to each other and to clients.
-    fn start(
-        node: &Node,
-        client_port: u16,
-        cluster_port: u16,
-        passwords: &Passwords,
-        dir: &Path,
-    ) -> Self {
-        let mut command = tokio::process::Command::from(node.command(&nats_server(), passwords));
-        command
-            .arg("-c")
-            .arg(cluster_conf())
-            .arg("-sd")
-            .arg(dir.join("jetstream"))
-            .arg("-l")
-            .arg(dir.join("nats.log"))
-            .args(["-a", "127.0.0.1", "--client_advertise"])
-            .arg(format!("127.0.0.1:{client_port}"))
-            .arg("--cluster_listen")
-            .arg(format!("nats://127.0.0.1:{cluster_port}"))
-            .arg("--cluster_advertise")
-            .arg(format!("127.0.0.1:{cluster_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        RunningNode {
-            client_port,
-            child: command.spawn().expect("start a cluster node"),
-        }
-    }
-}
-
-impl Drop for RunningNode {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
+/// Three nodes started from cluster.conf (`kit::nats_server::TestNatsCluster`, the harness of
+/// the cluster failover test) form one cluster that keeps the event stream on every node.
 #[tokio::test]
 async fn three_nodes_form_a_cluster_that_keeps_the_event_stream_three_times() {
-    let passwords = Passwords::generate().unwrap();
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let client_ports = [free_port(), free_port(), free_port()];
-    let cluster_ports = [free_port(), free_port(), free_port()];
-    let nodes: Vec<RunningNode> = (0..3)
-        .map(|i| {
-            let node = Node::new(
-                &format!("n{}", i + 1),
-                client_ports[i],
-                cluster_ports[i],
-                cluster_ports,
-            );
-            RunningNode::start(
-                &node,
-                client_ports[i],
-                cluster_ports[i],
-                &passwords,
-                dirs[i].path(),
-            )
-        })
-        .collect();
-    for node in &nodes {
-        assert!(
-            wait_until_listening("127.0.0.1", node.client_port, PATIENCE).await,
-            "a node did not start; see its nats.log"
-        );
-    }
-
+    let cluster = TestNatsCluster::start().await;
     // A service connects as it would in production: to the list of every node, as its user.
-    let url = client_ports
-        .iter()
-        .map(|port| format!("nats://127.0.0.1:{port}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let patient = passwords.password("patient").unwrap();
-    let config = NatsConfig::new(url).with_credentials(Credentials::new("patient", patient));
-    let client = kit::nats::connect(&config, "cluster-config-test")
-        .await
-        .unwrap();
+    let client = cluster.connect_as("patient").await;
     let js = async_nats::jetstream::new(client);
 
     // Until the nodes have elected a JetStream meta leader, a stream cannot be made.
@@ -322,5 +240,4 @@ async fn three_nodes_form_a_cluster_that_keeps_the_event_stream_three_times() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    drop(nodes);
 }
