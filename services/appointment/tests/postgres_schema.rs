@@ -3,22 +3,17 @@
 //! overlapping active appointments for one doctor or for one patient (DESIGN.md, "Invariants").
 //! The PostgreSQL store is not written yet (issue #9); these inserts are what it will rely on.
 
-use kit::postgres_test::{FreshDatabase, refusal};
+use kit::postgres_test::{
+    FreshDatabase, refused,
+    sqlstate::{CHECK_VIOLATION, EXCLUSION_VIOLATION},
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/appointment/postgres");
 
-const EXCLUSION_VIOLATION: &str = "23P01";
-const CHECK_VIOLATION: &str = "23514";
 const DOCTOR_CONSTRAINT: &str = "appointments_doctor_never_double_booked";
 const PATIENT_CONSTRAINT: &str = "appointments_patient_never_double_booked";
-
-async fn schema() -> FreshDatabase {
-    let database = FreshDatabase::create().await;
-    database.migrate_twice(&MIGRATOR).await;
-    database
-}
 
 /// An appointment row as the store would write it.
 #[derive(Debug, Clone)]
@@ -74,12 +69,6 @@ async fn set_status(pool: &PgPool, id: Uuid, status: &str) -> Result<(), sqlx::E
         .map(|_| ())
 }
 
-/// The refusal's SQLSTATE and constraint, failing the test when the write was accepted.
-fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
-    let error = result.expect_err("the database accepted the write");
-    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
-}
-
 async fn appointments(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM appointments")
         .fetch_one(pool)
@@ -89,20 +78,14 @@ async fn appointments(pool: &PgPool) -> i64 {
 
 #[tokio::test]
 async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_nothing() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let extension: String =
         sqlx::query_scalar("SELECT extname::text FROM pg_extension WHERE extname = 'btree_gist'")
             .fetch_one(database.pool())
             .await
             .unwrap();
     assert_eq!(extension, "btree_gist");
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
-    )
-    .fetch_all(database.pool())
-    .await
-    .unwrap();
+    let tables = database.tables().await;
     assert_eq!(
         tables,
         [
@@ -120,7 +103,7 @@ async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_not
 
 #[tokio::test]
 async fn an_overlapping_active_booking_of_the_same_doctor_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let doctor = Uuid::now_v7();
     book(
@@ -150,7 +133,7 @@ async fn an_overlapping_active_booking_of_the_same_doctor_is_refused() {
 
 #[tokio::test]
 async fn an_overlapping_active_booking_of_the_same_patient_with_another_doctor_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let patient = Uuid::now_v7();
     book(
@@ -175,7 +158,7 @@ async fn an_overlapping_active_booking_of_the_same_patient_with_another_doctor_i
 
 #[tokio::test]
 async fn inactive_appointments_do_not_block_their_slot() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     for status in ["cancelled", "fulfilled", "noshow"] {
@@ -192,7 +175,7 @@ async fn inactive_appointments_do_not_block_their_slot() {
 
 #[tokio::test]
 async fn cancelling_an_appointment_frees_its_slot_and_reactivating_it_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     let first = slot(patient, doctor, "2027-03-01T09:00:00Z", 30);
@@ -211,7 +194,7 @@ async fn cancelling_an_appointment_frees_its_slot_and_reactivating_it_is_refused
 
 #[tokio::test]
 async fn moving_an_appointment_into_an_occupied_slot_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     book(pool, &slot(patient, doctor, "2027-03-01T09:00:00Z", 30))
@@ -236,7 +219,7 @@ async fn moving_an_appointment_into_an_occupied_slot_is_refused() {
 
 #[tokio::test]
 async fn back_to_back_slots_are_accepted() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     // Half-open ranges: one ends at 09:30 exactly when the next begins, for the same doctor and
@@ -254,7 +237,7 @@ async fn back_to_back_slots_are_accepted() {
 
 #[tokio::test]
 async fn another_doctor_and_another_patient_at_the_same_time_are_accepted() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     for _ in 0..3 {
         let (patient, doctor) = people();
@@ -268,7 +251,7 @@ async fn another_doctor_and_another_patient_at_the_same_time_are_accepted() {
 
 #[tokio::test]
 async fn of_two_concurrent_transactions_booking_one_slot_only_the_first_to_commit_succeeds() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     let insert = "INSERT INTO appointments (id, patient_id, doctor_id, start_at, end_at,
@@ -312,7 +295,7 @@ async fn of_two_concurrent_transactions_booking_one_slot_only_the_first_to_commi
 
 #[tokio::test]
 async fn rows_the_service_would_never_write_are_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (patient, doctor) = people();
     for minutes in [4, 481] {

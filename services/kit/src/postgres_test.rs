@@ -140,6 +140,24 @@ impl FreshDatabase {
         &self.pool
     }
 
+    /// A fresh database with `migrator` applied (twice, see [`Self::migrate_twice`]).
+    pub async fn migrated(migrator: &Migrator) -> FreshDatabase {
+        let database = FreshDatabase::create().await;
+        database.migrate_twice(migrator).await;
+        database
+    }
+
+    /// The tables of the public schema, sqlx's own left out, in name order.
+    pub async fn tables(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("the catalogue is readable")
+    }
+
     /// Applies `migrator`, then applies it again and checks that the second run changed
     /// nothing: the same migrations recorded (none run twice), the same tables, columns,
     /// constraints, indexes and triggers. Panics otherwise.
@@ -270,6 +288,21 @@ async fn drop_database(server_url: &str, name: &str) -> Result<(), FreshDatabase
             name: name.to_owned(),
             source,
         })
+}
+
+/// The SQLSTATEs the schema tests expect.
+pub mod sqlstate {
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+    pub const CHECK_VIOLATION: &str = "23514";
+    pub const EXCLUSION_VIOLATION: &str = "23P01";
+}
+
+/// The SQLSTATE and constraint of a write the database refused; fails the test when the write
+/// was accepted or failed otherwise.
+pub fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
+    let error = result.expect_err("the database accepted the write");
+    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
 }
 
 /// The SQLSTATE and the constraint of the database's refusal in `error` (`None` when it is no

@@ -4,21 +4,14 @@
 //! outbox and idempotency-key tables, the same in every service, are checked here.
 //! The PostgreSQL store is not written yet (issue #9).
 
-use kit::postgres_test::{FreshDatabase, refusal};
+use kit::postgres_test::{
+    FreshDatabase, refused,
+    sqlstate::{CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION},
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/patient/postgres");
-
-const UNIQUE_VIOLATION: &str = "23505";
-const FOREIGN_KEY_VIOLATION: &str = "23503";
-const CHECK_VIOLATION: &str = "23514";
-
-async fn schema() -> FreshDatabase {
-    let database = FreshDatabase::create().await;
-    database.migrate_twice(&MIGRATOR).await;
-    database
-}
 
 async fn register(pool: &PgPool, id: Uuid, mrn: &str, sex: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -42,22 +35,10 @@ async fn index_word(pool: &PgPool, word: &str, patient: Uuid) -> Result<(), sqlx
         .map(|_| ())
 }
 
-/// The refusal's SQLSTATE and constraint, failing the test when the write was accepted.
-fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
-    let error = result.expect_err("the database accepted the write");
-    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
-}
-
 #[tokio::test]
 async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_nothing() {
-    let database = schema().await;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
-    )
-    .fetch_all(database.pool())
-    .await
-    .unwrap();
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
+    let tables = database.tables().await;
     assert_eq!(
         tables,
         [
@@ -72,7 +53,7 @@ async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_not
 
 #[tokio::test]
 async fn a_second_patient_with_the_same_mrn_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     register(pool, Uuid::now_v7(), "4268313253", "female")
         .await
@@ -88,7 +69,7 @@ async fn a_second_patient_with_the_same_mrn_is_refused() {
 
 #[tokio::test]
 async fn an_mrn_that_is_not_ten_digits_and_an_unknown_sex_are_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     for mrn in ["426831325", "42683132531", "426831325x", ""] {
         let (code, _) = refused(register(pool, Uuid::now_v7(), mrn, "female").await);
@@ -101,7 +82,7 @@ async fn an_mrn_that_is_not_ten_digits_and_an_unknown_sex_are_refused() {
 
 #[tokio::test]
 async fn search_words_belong_to_a_patient_and_a_prefix_range_finds_them_in_code_point_order() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let (ada, adele) = (Uuid::now_v7(), Uuid::now_v7());
     register(pool, ada, "4268313253", "female").await.unwrap();
@@ -145,7 +126,7 @@ async fn search_words_belong_to_a_patient_and_a_prefix_range_finds_them_in_code_
 
 #[tokio::test]
 async fn an_outbox_event_is_stored_once_and_the_sequence_follows_the_inserts() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let append = |event_id: Uuid| {
         sqlx::query(
@@ -189,7 +170,7 @@ async fn an_outbox_event_is_stored_once_and_the_sequence_follows_the_inserts() {
 
 #[tokio::test]
 async fn an_idempotency_key_is_one_users_once_and_its_reply_is_kept_byte_for_byte() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let fingerprint = "0f".repeat(32);
     let remember = |actor: &'static str, action: &'static str, fingerprint: String| {

@@ -4,29 +4,17 @@
 //! its read-model needs. The read-model tables, the same in the appointment schema, are checked
 //! here. The PostgreSQL store is not written yet (issue #9).
 
-use kit::postgres_test::{FreshDatabase, refusal};
+use kit::postgres_test::{
+    FreshDatabase, refusal, refused,
+    sqlstate::{CHECK_VIOLATION, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION},
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/record/postgres");
 
-const UNIQUE_VIOLATION: &str = "23505";
-const FOREIGN_KEY_VIOLATION: &str = "23503";
-const CHECK_VIOLATION: &str = "23514";
 /// The append-only triggers' refusal (integrity_constraint_violation).
 const APPEND_ONLY: &str = "23000";
-
-async fn schema() -> FreshDatabase {
-    let database = FreshDatabase::create().await;
-    database.migrate_twice(&MIGRATOR).await;
-    database
-}
-
-/// The refusal's SQLSTATE and constraint, failing the test when the write was accepted.
-fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
-    let error = result.expect_err("the database accepted the write");
-    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
-}
 
 async fn write_record(
     pool: &PgPool,
@@ -70,14 +58,8 @@ async fn run(pool: &PgPool, sql: &'static str) -> Result<(), sqlx::Error> {
 
 #[tokio::test]
 async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_nothing() {
-    let database = schema().await;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
-    )
-    .fetch_all(database.pool())
-    .await
-    .unwrap();
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
+    let tables = database.tables().await;
     assert_eq!(
         tables,
         [
@@ -97,7 +79,7 @@ async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_not
 
 #[tokio::test]
 async fn record_versions_are_never_changed_deleted_or_truncated() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let record = Uuid::now_v7();
     write_record(pool, record, "[]", None).await.unwrap();
@@ -138,7 +120,7 @@ async fn record_versions_are_never_changed_deleted_or_truncated() {
 
 #[tokio::test]
 async fn diagnoses_are_a_json_array_and_vitals_an_object_or_nothing() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     write_record(
         pool,
@@ -179,7 +161,7 @@ async fn diagnoses_are_a_json_array_and_vitals_an_object_or_nothing() {
 
 #[tokio::test]
 async fn unknown_kinds_statuses_and_changes_are_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let record = Uuid::now_v7();
     write_record(pool, record, "[]", None).await.unwrap();
@@ -206,7 +188,7 @@ async fn unknown_kinds_statuses_and_changes_are_refused() {
 
 #[tokio::test]
 async fn the_read_model_keeps_one_position_per_consumer_and_parks_any_bytes() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     run(
         pool,
@@ -245,7 +227,7 @@ async fn the_read_model_keeps_one_position_per_consumer_and_parks_any_bytes() {
 
 #[tokio::test]
 async fn a_directory_row_changes_only_for_a_newer_version() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let patient = Uuid::now_v7();
     // kit::directory's upsert, with the id as a uuid.

@@ -3,21 +3,16 @@
 //! without a password hash (or the reverse), one username for two active staff members, an
 //! unknown role. The PostgreSQL store is not written yet (issue #9).
 
-use kit::postgres_test::{FreshDatabase, refusal};
+use kit::postgres_test::{
+    FreshDatabase, refused,
+    sqlstate::{CHECK_VIOLATION, UNIQUE_VIOLATION},
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/staff/postgres");
 
-const UNIQUE_VIOLATION: &str = "23505";
-const CHECK_VIOLATION: &str = "23514";
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
-
-async fn schema() -> FreshDatabase {
-    let database = FreshDatabase::create().await;
-    database.migrate_twice(&MIGRATOR).await;
-    database
-}
 
 async fn hire(
     pool: &PgPool,
@@ -39,22 +34,10 @@ async fn hire(
     .map(|_| ())
 }
 
-/// The refusal's SQLSTATE and constraint, failing the test when the write was accepted.
-fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
-    let error = result.expect_err("the database accepted the write");
-    refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
-}
-
 #[tokio::test]
 async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_nothing() {
-    let database = schema().await;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
-    )
-    .fetch_all(database.pool())
-    .await
-    .unwrap();
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
+    let tables = database.tables().await;
     assert_eq!(
         tables,
         [
@@ -70,7 +53,7 @@ async fn the_migrations_apply_to_a_fresh_database_and_applying_again_changes_not
 
 #[tokio::test]
 async fn a_username_always_has_a_password_hash_and_a_hash_a_username() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     hire(pool, Uuid::now_v7(), "doctor", Some("house"), Some(HASH))
         .await
@@ -92,7 +75,7 @@ async fn a_username_always_has_a_password_hash_and_a_hash_a_username() {
 
 #[tokio::test]
 async fn a_username_belongs_to_one_active_staff_member_and_is_free_again_after_a_delete() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let first = Uuid::now_v7();
     hire(pool, first, "doctor", Some("house"), Some(HASH))
@@ -116,7 +99,7 @@ async fn a_username_belongs_to_one_active_staff_member_and_is_free_again_after_a
 
 #[tokio::test]
 async fn an_unknown_role_is_refused() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let (code, _) = refused(hire(database.pool(), Uuid::now_v7(), "surgeon", None, None).await);
     assert_eq!(code, CHECK_VIOLATION);
     database.drop().await;
@@ -124,7 +107,7 @@ async fn an_unknown_role_is_refused() {
 
 #[tokio::test]
 async fn search_words_belong_to_a_staff_member() {
-    let database = schema().await;
+    let database = FreshDatabase::migrated(&MIGRATOR).await;
     let pool = database.pool();
     let member = Uuid::now_v7();
     hire(pool, member, "doctor", None, None).await.unwrap();
