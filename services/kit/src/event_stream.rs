@@ -78,6 +78,16 @@ pub async fn provision(client: &async_nats::Client, replicas: usize) -> jetstrea
     loop {
         match ensure(&js, replicas).await {
             Ok(stream) => {
+                let kept = stream.cached_info().config.num_replicas;
+                if kept != replicas {
+                    // `ensure` leaves an existing stream as it is; changing its replicas is an
+                    // operator's step (`nats stream edit HOSPITAL_EVENTS --replicas N`).
+                    tracing::warn!(
+                        kept,
+                        configured = replicas,
+                        "{EVENT_STREAM} exists with another replica count than HOSPITAL_STREAM_REPLICAS; it is used as it is"
+                    );
+                }
                 if !atomic_enabled(stream.cached_info()) {
                     tracing::info!(
                         "{EVENT_STREAM} does not allow atomic batches; events are published one by one"
