@@ -236,16 +236,7 @@ impl AuditLog {
                     .get_or_create_stream(Self::stream_config(self.max_age, self.replicas))
                     .await
                     .map_err(|e| AuditError(e.to_string()))?;
-                // An existing stream is used as it is, made perhaps before the cluster was.
-                let existing = stream.cached_info().config.num_replicas.max(1);
-                if existing != self.replicas {
-                    tracing::warn!(
-                        stream = AUDIT_STREAM,
-                        replicas = existing,
-                        configured = self.replicas,
-                        "the audit stream exists with another replica count than HOSPITAL_STREAM_REPLICAS; it is used as it is (see docs/scale-out.md)"
-                    );
-                }
+                kit::event_stream::warn_if_other_replicas(stream.cached_info(), self.replicas);
                 // The answer to the create carries the stream's configuration: no second request.
                 let atomic = kit::event_stream::atomic_enabled(stream.cached_info());
                 if !atomic {

@@ -69,6 +69,22 @@ fn check_replicas(replicas: usize) -> Result<usize, crate::config::ConfigError> 
     }
 }
 
+/// Warns when an existing stream is kept by another number of servers than `configured`:
+/// streams are made once and then used as they are (one made before the cluster was, say);
+/// changing the count is an operator's step (`nats stream edit <stream> --replicas N`, see
+/// docs/scale-out.md).
+pub fn warn_if_other_replicas(info: &stream::Info, configured: usize) {
+    let kept = info.config.num_replicas.max(1);
+    if kept != configured {
+        tracing::warn!(
+            stream = info.config.name,
+            replicas = kept,
+            configured,
+            "the stream exists with another replica count than {REPLICAS_VAR}; it is used as it is"
+        );
+    }
+}
+
 /// A JetStream context with the event stream in place. Retries until the stream can be
 /// provisioned: a service started before NATS (or during a JetStream leader election) waits
 /// here instead of failing.
@@ -78,16 +94,7 @@ pub async fn provision(client: &async_nats::Client, replicas: usize) -> jetstrea
     loop {
         match ensure(&js, replicas).await {
             Ok(stream) => {
-                let kept = stream.cached_info().config.num_replicas;
-                if kept != replicas {
-                    // `ensure` leaves an existing stream as it is; changing its replicas is an
-                    // operator's step (`nats stream edit HOSPITAL_EVENTS --replicas N`).
-                    tracing::warn!(
-                        kept,
-                        configured = replicas,
-                        "{EVENT_STREAM} exists with another replica count than HOSPITAL_STREAM_REPLICAS; it is used as it is"
-                    );
-                }
+                warn_if_other_replicas(stream.cached_info(), replicas);
                 if !atomic_enabled(stream.cached_info()) {
                     tracing::info!(
                         "{EVENT_STREAM} does not allow atomic batches; events are published one by one"
