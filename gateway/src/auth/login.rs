@@ -41,17 +41,14 @@ pub async fn login(
         &credentials,
     )
     .await
-    .map_err(|error| match error.status() {
-        StatusCode::UNAUTHORIZED => {
+    .map_err(|error| {
+        if error.status() == StatusCode::UNAUTHORIZED {
             tracing::info!(username = %credentials.username, ?address, "login failed");
             ApiError::unauthorized(BAD_CREDENTIALS)
-        }
-        // The staff service's refusal, with its Retry-After, as it is.
-        StatusCode::TOO_MANY_REQUESTS => {
-            tracing::warn!(username = %credentials.username, ?address, "login refused: too many failures");
+        } else {
+            // Also the staff service's 429 with its Retry-After, which it logs itself.
             error
         }
-        _ => error,
     })?;
     let who: Authenticated = decode_reply(service::STAFF, &reply)?;
     let token = state.tokens().issue(&who).map_err(ApiError::internal)?;
