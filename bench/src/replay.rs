@@ -201,8 +201,7 @@ async fn live_catch_up(js: &async_nats::jetstream::Context, count: u64) -> (u64,
         std::sync::Arc::new(appointment_service::read_model::PeopleProjection),
         kit::EventPublisher::new(
             js.clone(),
-            pool.clone(),
-            kit::group_commit::Writer::start(pool.clone()),
+            kit::database::Database::from_sqlite_pool(pool.clone()),
         ),
         subscription,
     )

@@ -9,7 +9,7 @@ use kit::EventPublisher;
 use kit::command::{CommandHandler, RequestContext};
 use kit::nats::NatsConfig;
 use patient_service::commands::PatientCommands;
-use patient_service::store::{MIGRATOR, PatientStore};
+use patient_service::store::{MIGRATOR, PatientStore, SqlitePatients};
 use serde_json::{Value, json};
 
 use crate::helpers::{patient_body, spawn_app};
@@ -34,10 +34,10 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
     let mut js = jetstream::new(client);
     js.set_timeout(Duration::from_secs(1));
     // The patient service's own command handler, working on its database.
-    let writer = kit::group_commit::Writer::start(pool.clone());
+    let database = kit::database::Database::from_sqlite_pool(pool.clone());
     let commands = PatientCommands {
-        store: PatientStore::new(pool.clone(), writer.clone()),
-        publisher: EventPublisher::new(js.clone(), pool.clone(), writer),
+        store: PatientStore::new(&database),
+        publisher: EventPublisher::new(js.clone(), database),
     };
 
     app.nats_server.stop().await;
@@ -92,7 +92,10 @@ async fn events_left_in_the_outbox_by_a_crash_are_published_by_the_relay() {
     let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     // Commit a change and its outbox row, then "crash" before publishing: nothing publishes it
     // but the relay.
-    let store = PatientStore::new(pool.clone(), kit::group_commit::Writer::start(pool.clone()));
+    let store = PatientStore::Sqlite(SqlitePatients::new(
+        pool.clone(),
+        kit::group_commit::Writer::start(pool.clone()),
+    ));
     let committed = store
         .create(&RequestContext::system(), |mrn| {
             let details = patient_service::domain::PatientDetails::parse(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::ConfigError;
+use kit::database::Migrations;
 use kit::directory::Directory;
 use kit::read_model::ReadModel;
 use kit::runtime::{BoxError, Component};
@@ -46,17 +47,22 @@ impl Component for AppointmentService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(&config, &MIGRATOR).await?;
+        let base = ServiceBase::start(
+            &config,
+            Migrations::sqlite_only(config.service, DATABASE_VAR, &MIGRATOR),
+        )
+        .await?;
+        let (pool, writer) = base.sqlite()?;
         let read_model = ReadModel::new(
             base.js.clone(),
-            base.pool.clone(),
+            pool.clone(),
             Arc::new(PeopleProjection),
             base.publisher.clone(),
             subscription(),
         )
         .await?;
-        let directory = Directory::new(base.pool.clone(), read_model.catch_up());
-        let store = AppointmentStore::new(base.pool.clone(), base.writer.clone());
+        let directory = Directory::new(pool.clone(), read_model.catch_up());
+        let store = AppointmentStore::new(pool.clone(), writer.clone());
         Ok(AppointmentService {
             base,
             store,

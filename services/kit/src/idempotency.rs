@@ -31,9 +31,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared_events::subjects::action;
 use shared_events::{ErrorCode, ServiceError};
-use sqlx::SqlitePool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::command::RequestContext;
+use crate::database::Database;
 use crate::events::format_timestamp;
 use crate::handle::{Db, WriteError};
 
@@ -164,10 +165,49 @@ pub fn remember<T: Serialize>(
     Ok(())
 }
 
+/// As [`remember`], inside the caller's PostgreSQL transaction. A concurrent request with the
+/// same key that committed first (or is about to: the insert waits for it) makes this fail
+/// with [`KeyTaken`], which rolls the transaction back.
+pub async fn remember_pg<T: Serialize>(
+    conn: &mut PgConnection,
+    context: &RequestContext,
+    reply: &T,
+) -> Result<(), sqlx::Error> {
+    let Some(claim) = &context.idempotency else {
+        return Ok(());
+    };
+    let body = String::from_utf8(reply_bytes(reply).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (actor_id, key, action, fingerprint, reply, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&claim.actor_id)
+    .bind(&claim.key)
+    .bind(&claim.action)
+    .bind(&claim.fingerprint)
+    .bind(body)
+    .bind(crate::events::now())
+    .execute(conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if crate::postgres::is_unique_violation_of(&error, "idempotency_keys_pkey") => {
+            Err(sqlx::Error::Protocol(
+                KeyTaken {
+                    key: claim.key.clone(),
+                }
+                .to_string(),
+            ))
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// The keys of one service's database.
 #[derive(Clone)]
 pub struct KeyStore {
-    pool: SqlitePool,
+    database: Database,
 }
 
 impl fmt::Debug for KeyStore {
@@ -177,19 +217,29 @@ impl fmt::Debug for KeyStore {
 }
 
 impl KeyStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        KeyStore { pool }
+    pub fn new(database: Database) -> Self {
+        KeyStore { database }
+    }
+
+    #[cfg(test)]
+    fn test_pool(&self) -> &sqlx::SqlitePool {
+        self.database.sqlite().expect("a SQLite test database").0
     }
 
     /// What the stored key says about `claim`.
     pub async fn lookup(&self, claim: &IdempotencyClaim) -> Result<Lookup, sqlx::Error> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2",
-        )
-        .bind(&claim.actor_id)
-        .bind(&claim.key)
-        .fetch_optional(&self.pool)
-        .await?;
+        const SQL: &str =
+            "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2";
+        let row: Option<(String, String)> = match &self.database {
+            Database::Sqlite { pool, .. } => {
+                sqlx::query_as(SQL)
+                    .bind(&claim.actor_id)
+                    .bind(&claim.key)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Database::Postgres(pool) => lookup_pg(pool, claim).await?,
+        };
         Ok(match row {
             None => Lookup::Fresh,
             Some((fingerprint, reply)) if fingerprint == claim.fingerprint => {
@@ -201,11 +251,20 @@ impl KeyStore {
 
     /// Deletes the keys stored before `cutoff`. Returns how many.
     pub async fn purge_before(&self, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(format_timestamp(cutoff))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        const SQL: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+        let done = match &self.database {
+            Database::Sqlite { pool, .. } => sqlx::query(SQL)
+                .bind(format_timestamp(cutoff))
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Database::Postgres(pool) => sqlx::query(SQL)
+                .bind(cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(done)
     }
 
     /// Deletes the keys older than `retention`. Returns how many.
@@ -237,6 +296,23 @@ impl KeyStore {
     }
 }
 
+/// PostgreSQL text cannot hold NUL: a key or actor with one was never stored.
+async fn lookup_pg(
+    pool: &PgPool,
+    claim: &IdempotencyClaim,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    if claim.actor_id.contains('\0') || claim.key.contains('\0') {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2",
+    )
+    .bind(&claim.actor_id)
+    .bind(&claim.key)
+    .fetch_optional(pool)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +328,7 @@ mod tests {
         let url = crate::config::sqlite_url_in(dir.path(), "keys");
         let pool = SqlitePoolOptions::new().connect(&url).await.unwrap();
         sqlx::raw_sql(TABLE).execute(&pool).await.unwrap();
-        (dir, KeyStore::new(pool))
+        (dir, KeyStore::new(Database::from_sqlite_pool(pool)))
     }
 
     fn context(claim: &IdempotencyClaim) -> RequestContext {
@@ -272,7 +348,7 @@ mod tests {
         claim: &IdempotencyClaim,
         reply: &serde_json::Value,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = crate::sqlite::begin_write(&store.pool).await?;
+        let mut tx = crate::sqlite::begin_write(store.test_pool()).await?;
         crate::handle::with_handle(&mut tx, |db| remember(db, &context(claim), reply)).await??;
         tx.commit().await
     }
@@ -356,7 +432,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_claim_nothing_is_remembered() {
         let (_dir, store) = database().await;
-        let mut tx = crate::sqlite::begin_write(&store.pool).await.unwrap();
+        let mut tx = crate::sqlite::begin_write(store.test_pool()).await.unwrap();
         crate::handle::with_handle(&mut tx, |db| {
             remember(db, &RequestContext::system(), &serde_json::json!({}))
         })
@@ -365,7 +441,7 @@ mod tests {
         .unwrap();
         tx.commit().await.unwrap();
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys")
-            .fetch_one(&store.pool)
+            .fetch_one(store.test_pool())
             .await
             .unwrap();
         assert_eq!(count, 0);
@@ -385,7 +461,7 @@ mod tests {
         let two_days_ago = Utc::now() - chrono::Duration::hours(48);
         sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = 'old'")
             .bind(format_timestamp(two_days_ago))
-            .execute(&store.pool)
+            .execute(store.test_pool())
             .await
             .unwrap();
 
@@ -399,7 +475,7 @@ mod tests {
         let almost = Utc::now() - chrono::Duration::hours(23);
         sqlx::query("UPDATE idempotency_keys SET created_at = $1 WHERE key = 'new'")
             .bind(format_timestamp(almost))
-            .execute(&store.pool)
+            .execute(store.test_pool())
             .await
             .unwrap();
         assert_eq!(store.purge_expired(MIN_RETENTION).await.unwrap(), 0);

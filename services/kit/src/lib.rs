@@ -17,9 +17,12 @@
 //!   the consumer position in the same transaction, and the bounded wait for catching up.
 //! - [`directory`]: the read-model of patients and staff that other services validate against.
 //! - [`fields`]: collecting every invalid field of a request body, not just the first.
-//! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout) and running its migrations.
-//! - [`postgres_test`]: a fresh PostgreSQL database per test, on the server `scripts/test` provides
-//!   (the PostgreSQL schemas' tests; the PostgreSQL stores are not written yet, issue #9).
+//! - [`database`]: a service's own database on either backend, chosen by its URL.
+//! - [`sqlite`]: opening a service's SQLite database (WAL, busy timeout, one writer instance)
+//!   and running its migrations.
+//! - [`postgres`]: opening a PostgreSQL database, its refusals, the advisory locks that let one
+//!   of several instances lead.
+//! - [`postgres_test`]: a fresh PostgreSQL database per test, on the server `scripts/test` provides.
 //! - [`service`]: an owning service's settings and foundation, and the one way it runs.
 //! - [`versions`]: the `If-Match` check every owning service applies.
 //! - [`runtime`]: logging set-up and the shutdown signal.
@@ -29,6 +32,7 @@
 pub mod batch_publish;
 pub mod command;
 pub mod config;
+pub mod database;
 pub mod directory;
 pub mod event_stream;
 pub mod events;
@@ -41,6 +45,7 @@ pub mod nats;
 pub mod nats_server;
 pub mod nats_users;
 pub mod outbox;
+pub mod postgres;
 pub mod postgres_test;
 pub mod read_model;
 pub mod runtime;

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 use crate::handle::Db;
 
+mod postgres;
+
 /// Longest word kept for search; longer words are cut.
 const MAX_WORD_CHARS: usize = 40;
 /// Most words taken from a name, and from a search query.

@@ -9,7 +9,12 @@
 //! `Nats-Msg-Id` = event id, so a repeat is dropped by the stream's duplicate window.
 //!
 //! Every service's migrations create the same table:
-//! `outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, subject TEXT, payload TEXT, created_at TEXT)`.
+//! `outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE, subject TEXT, payload TEXT, created_at TEXT)`
+//! (on PostgreSQL: `seq` an identity, `event_id` a uuid, `created_at` a timestamptz).
+//!
+//! On PostgreSQL several instances share the outbox: each publishes the events it just
+//! committed, and the relay's drain runs in one instance at a time, the one holding the
+//! [`RELAY_LOCK`] advisory lock, so events left behind go out once and in commit order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,13 +23,14 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 
 use crate::batch_publish::{BatchPublisher, Outgoing};
+use crate::database::Database;
 use crate::group_commit::Writer;
 use crate::handle::{Db, WriteError};
 use async_nats::jetstream;
 use serde::Serialize;
 use shared_events::EventEnvelope;
 use shared_events::headers::MSG_ID;
-use sqlx::SqlitePool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -58,6 +64,31 @@ pub fn append<T: Serialize>(db: &Db, event: &EventEnvelope<T>) -> Result<OutboxR
     Ok(row)
 }
 
+/// Appends `event` to the outbox inside the caller's PostgreSQL transaction.
+pub async fn append_pg<T: Serialize>(
+    conn: &mut PgConnection,
+    event: &EventEnvelope<T>,
+) -> Result<OutboxRow, sqlx::Error> {
+    let row = OutboxRow {
+        event_id: event.event_id.to_string(),
+        subject: event.subject(),
+        payload: serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+    };
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(event.event_id)
+    .bind(&row.subject)
+    .bind(&row.payload)
+    .bind(event.occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(row)
+}
+
+/// The advisory lock the PostgreSQL relay's drain holds: one instance drains at a time.
+pub const RELAY_LOCK: i64 = crate::postgres::lock_key("hospital outbox relay");
+
 /// Publishes committed outbox rows to JetStream and clears them on acknowledgement.
 /// Cheap to clone; shared by the command handlers and the relay.
 #[derive(Clone)]
@@ -66,23 +97,23 @@ pub struct EventPublisher {
     /// message per event would cap every service at the disk's fsync rate.
     batches: BatchPublisher,
     /// The service's own database, which holds its outbox table.
-    pool: SqlitePool,
+    database: Database,
     /// Wakes the relay when a publish failed, so it retries without waiting for its timer.
     wake_relay: Arc<Notify>,
     forgetter: Forgetter,
 }
 
 impl EventPublisher {
-    /// `writer` is the service's group committer (the one its store writes through): published
-    /// rows are deleted in its transactions, so the deletes share its fsyncs and never
-    /// invalidate its connection's page cache, as a commit from another connection would.
-    pub fn new(js: jetstream::Context, pool: SqlitePool, writer: Writer) -> Self {
+    /// On SQLite, published rows are deleted through the database's group committer (the one
+    /// its store writes through), so the deletes share its fsyncs and never invalidate its
+    /// connection's page cache, as a commit from another connection would.
+    pub fn new(js: jetstream::Context, database: Database) -> Self {
         EventPublisher {
             // HOSPITAL_EVENTS is made with atomic batches allowed (`event_stream::config`); on an
             // older stream a refused batch is published again message by message.
             batches: BatchPublisher::start(js.client(), js, true),
-            forgetter: Forgetter::new(writer),
-            pool,
+            forgetter: Forgetter::new(database.clone()),
+            database,
             wake_relay: Arc::new(Notify::new()),
         }
     }
@@ -151,11 +182,24 @@ impl EventPublisher {
 
     /// The oldest rows still waiting, at most `limit`.
     async fn waiting(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT event_id, subject, payload FROM outbox ORDER BY seq LIMIT $1")
+        let rows: Vec<(String, String, String)> = match &self.database {
+            Database::Sqlite { pool, .. } => {
+                sqlx::query_as(
+                    "SELECT event_id, subject, payload FROM outbox ORDER BY seq LIMIT $1",
+                )
                 .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT event_id::text, subject, payload FROM outbox ORDER BY seq LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|(event_id, subject, payload)| OutboxRow {
@@ -166,8 +210,21 @@ impl EventPublisher {
             .collect())
     }
 
-    /// Publishes everything the outbox holds. Returns how many events were published.
+    /// Publishes everything the outbox holds. Returns how many events were published. On
+    /// PostgreSQL only the instance holding [`RELAY_LOCK`] drains; the others return 0.
     pub async fn drain(&self) -> Result<usize, async_nats::Error> {
+        let Database::Postgres(pool) = &self.database else {
+            return self.drain_all().await;
+        };
+        let Some(leader) = crate::postgres::try_lead(pool, RELAY_LOCK).await? else {
+            return Ok(0);
+        };
+        let drained = self.drain_all().await;
+        crate::postgres::release(leader, RELAY_LOCK).await;
+        drained
+    }
+
+    async fn drain_all(&self) -> Result<usize, async_nats::Error> {
         // Rows already acknowledged are deleted first, so they are not published again (for at
         // most a second: under sustained load the deleter is never idle, and a duplicate is
         // only dropped by the stream).
@@ -193,7 +250,7 @@ impl EventPublisher {
 /// duplicate window (`Nats-Msg-Id`).
 #[derive(Clone)]
 struct Forgetter {
-    writer: Writer,
+    database: Database,
     shared: Arc<ForgetterState>,
 }
 
@@ -207,9 +264,9 @@ struct ForgetterState {
 }
 
 impl Forgetter {
-    fn new(writer: Writer) -> Self {
+    fn new(database: Database) -> Self {
         Forgetter {
-            writer,
+            database,
             shared: Arc::default(),
         }
     }
@@ -243,7 +300,7 @@ impl Forgetter {
                 return;
             }
             let rows = batch.len();
-            if let Err(error) = delete_rows(&self.writer, batch).await {
+            if let Err(error) = delete_rows(&self.database, batch).await {
                 // Not lost: the rows stay in the outbox and the relay publishes them again
                 // (the stream drops the duplicates).
                 tracing::warn!(%error, rows, "could not delete published outbox rows");
@@ -262,7 +319,24 @@ impl Forgetter {
     }
 }
 
-async fn delete_rows(writer: &Writer, event_ids: Vec<String>) -> Result<(), WriteError> {
+async fn delete_rows(database: &Database, event_ids: Vec<String>) -> Result<(), WriteError> {
+    match database {
+        Database::Sqlite { writer, .. } => delete_sqlite_rows(writer, event_ids).await,
+        Database::Postgres(pool) => delete_pg_rows(pool, event_ids)
+            .await
+            .map_err(|error| WriteError::NotCommitted(crate::handle::NotCommitted::because(error))),
+    }
+}
+
+async fn delete_pg_rows(pool: &PgPool, event_ids: Vec<String>) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE event_id = ANY($1::text[]::uuid[])")
+        .bind(event_ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn delete_sqlite_rows(writer: &Writer, event_ids: Vec<String>) -> Result<(), WriteError> {
     writer
         .write(move |db| {
             let mut delete = db.prepare_cached("DELETE FROM outbox WHERE event_id = ?1")?;

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::command::{CommandHandler, ServiceSpec, serve_commands_with_keys};
 use crate::config::{self, ConfigError, write_setting};
-use crate::group_commit::Writer;
+use crate::database::{Database, Migrations};
 use crate::idempotency::{self, KeyStore};
 use crate::nats::NatsConfig;
 use crate::runtime::BoxError;
@@ -29,7 +27,8 @@ pub struct ServiceConfig {
     /// The variable that names the database: `DATABASE_URL_PATIENT`, ...
     pub database_var: &'static str,
     pub nats: NatsConfig,
-    /// Default: `sqlite://<data dir>/<service>.db?mode=rwc`.
+    /// Default: `sqlite://<data dir>/<service>.db?mode=rwc`; a `postgres://` URL selects
+    /// PostgreSQL (`kit::database`).
     pub database_url: String,
     /// `HOSPITAL_STREAM_REPLICAS`: 1 on a single server, 3 on a cluster.
     pub stream_replicas: usize,
@@ -122,14 +121,13 @@ impl fmt::Display for ServiceConfig {
 /// A started service's foundation: migrated database, NATS connection, provisioned stream.
 pub struct ServiceBase {
     pub client: async_nats::Client,
-    /// The service's own database (its tables, outbox and read-models).
-    pub pool: SqlitePool,
+    /// The service's own database (its tables, outbox and read-models), on SQLite with its one
+    /// group committer, which the store writes through and the publisher deletes published
+    /// outbox rows through.
+    pub database: Database,
     pub js: jetstream::Context,
     /// Publishes committed outbox rows; shared by the handlers, the relay and read-models.
     pub publisher: EventPublisher,
-    /// The one group committer of the database: the store writes through it, and the
-    /// publisher deletes published outbox rows through it.
-    pub writer: Writer,
     outbox_interval: Duration,
     idempotency_retention: Duration,
 }
@@ -137,22 +135,30 @@ pub struct ServiceBase {
 impl ServiceBase {
     /// Opens and migrates the database, connects to NATS (waiting for it if it is not up yet)
     /// and makes sure the event stream exists.
-    pub async fn start(config: &ServiceConfig, migrator: &Migrator) -> Result<Self, BoxError> {
-        let pool = crate::sqlite::open(&config.database_url, migrator).await?;
+    pub async fn start(config: &ServiceConfig, migrations: Migrations) -> Result<Self, BoxError> {
+        let database = Database::open(&config.database_url, migrations).await?;
         let client =
             crate::nats::connect(&config.nats, &format!("{}-service", config.service)).await?;
         let js = crate::event_stream::provision(&client, config.stream_replicas).await;
-        let writer = Writer::start(pool.clone());
-        let publisher = EventPublisher::new(js.clone(), pool.clone(), writer.clone());
+        let publisher = EventPublisher::new(js.clone(), database.clone());
         Ok(ServiceBase {
             client,
-            pool,
+            database,
             js,
             publisher,
-            writer,
             outbox_interval: config.outbox_interval,
             idempotency_retention: config.idempotency_retention,
         })
+    }
+
+    /// The SQLite pool and group committer, for a service written for SQLite only (its
+    /// [`Migrations`] have no PostgreSQL side, so [`ServiceBase::start`] refused any other URL).
+    pub fn sqlite(&self) -> Result<(sqlx::SqlitePool, crate::group_commit::Writer), BoxError> {
+        let (pool, writer) = self
+            .database
+            .sqlite()
+            .ok_or("this service runs on SQLite only")?;
+        Ok((pool.clone(), writer.clone()))
     }
 
     /// Serves `handler`'s commands (honouring `Idempotency-Key`s with the keys in its database),
@@ -168,7 +174,7 @@ impl ServiceBase {
     ) -> Result<(), BoxError> {
         let relay = OutboxRelay::new(self.publisher.clone(), self.outbox_interval);
         let relay = tokio::spawn(relay.run(shutdown.clone()));
-        let keys = KeyStore::new(self.pool.clone());
+        let keys = KeyStore::new(self.database.clone());
         let purge = tokio::spawn(
             keys.clone()
                 .run_purge(self.idempotency_retention, shutdown.clone()),
@@ -181,7 +187,7 @@ impl ServiceBase {
         let _ = relay.await;
         let _ = purge.await;
         let _ = self.client.flush().await;
-        self.pool.close().await;
+        self.database.close().await;
         served
     }
 }

@@ -17,11 +17,20 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error(
-        "{url} is not a SQLite URL (sqlite://<file>): this version runs on SQLite only; \
-         the PostgreSQL backend is not available yet"
-    )]
+    #[error("{url} is not a SQLite URL (sqlite://<file>)")]
     NotSqlite { url: String },
+    #[error(
+        "{url} is neither a SQLite URL (sqlite://<file>) nor a PostgreSQL one (postgres://...)"
+    )]
+    UnknownBackend { url: String },
+    #[error(
+        "the {service} service runs on SQLite only in this version (its PostgreSQL store is not \
+         written yet, issue #9): set {var} to a sqlite:// URL"
+    )]
+    NoPostgresStore {
+        service: &'static str,
+        var: &'static str,
+    },
     #[error("invalid database URL {url:?}: {source}")]
     Url { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]

@@ -140,8 +140,7 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
 
     let publisher = EventPublisher::new(
         js.clone(),
-        pool.clone(),
-        kit::group_commit::Writer::start(pool.clone()),
+        kit::database::Database::from_sqlite_pool(pool.clone()),
     );
     let subscription = Subscription {
         consumer: "appointment-read-model".into(),
@@ -192,8 +191,7 @@ async fn events_are_applied_once_and_catch_up_waits_for_the_last_one() {
     running.await.unwrap();
     let publisher = EventPublisher::new(
         js.clone(),
-        pool.clone(),
-        kit::group_commit::Writer::start(pool.clone()),
+        kit::database::Database::from_sqlite_pool(pool.clone()),
     );
     let subscription = Subscription {
         consumer: "appointment-read-model".into(),
@@ -295,8 +293,7 @@ async fn a_consumer_made_with_a_filter_list_is_updated_in_place_and_keeps_its_po
         Arc::new(CountingDirectory),
         EventPublisher::new(
             js.clone(),
-            pool.clone(),
-            kit::group_commit::Writer::start(pool.clone()),
+            kit::database::Database::from_sqlite_pool(pool.clone()),
         ),
         Subscription {
             consumer: consumer_name.into(),

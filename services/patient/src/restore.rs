@@ -10,7 +10,8 @@ use shared_events::patient::Patient;
 use shared_events::{Aggregate, EventEnvelope};
 use sqlx::SqliteConnection;
 
-use crate::store::{PATIENTS, write_row};
+use crate::store::PATIENTS;
+use crate::store::sqlite::write_row;
 
 /// The restorer handed to `kit::read_model::restore`.
 pub struct PatientRestore;

@@ -10,10 +10,11 @@ use shared_events::subjects::service;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, PatientCommands};
-use crate::store::{MIGRATOR, PatientStore};
+use crate::store::{MIGRATIONS, PatientStore};
 
 /// The patient service's settings: those of every owning service, its database in
-/// `DATABASE_URL_PATIENT` (default `sqlite://<data dir>/patient.db`).
+/// `DATABASE_URL_PATIENT` (default `sqlite://<data dir>/patient.db`; `postgres://...` for
+/// PostgreSQL).
 pub type Config = ServiceConfig;
 
 pub const DATABASE_VAR: &str = "DATABASE_URL_PATIENT";
@@ -38,8 +39,8 @@ impl Component for PatientService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(&config, &MIGRATOR).await?;
-        let store = PatientStore::new(base.pool.clone(), base.writer.clone());
+        let base = ServiceBase::start(&config, MIGRATIONS).await?;
+        let store = PatientStore::new(&base.database);
         Ok(PatientService { base, store })
     }
 

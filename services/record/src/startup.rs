@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::ConfigError;
+use kit::database::Migrations;
 use kit::directory::Directory;
 use kit::read_model::ReadModel;
 use kit::runtime::{BoxError, Component};
@@ -45,19 +46,24 @@ impl Component for RecordService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(&config, &MIGRATOR).await?;
+        let base = ServiceBase::start(
+            &config,
+            Migrations::sqlite_only(config.service, DATABASE_VAR, &MIGRATOR),
+        )
+        .await?;
+        let (pool, writer) = base.sqlite()?;
         let read_model = ReadModel::new(
             base.js.clone(),
-            base.pool.clone(),
+            pool.clone(),
             Arc::new(RecordReadModel),
             base.publisher.clone(),
             read_model::subscription(),
         )
         .await?;
         Ok(RecordService {
-            store: RecordStore::new(base.pool.clone(), base.writer.clone()),
-            directory: Directory::new(base.pool.clone(), read_model.catch_up()),
-            appointments: KnownAppointments::new(base.pool.clone(), read_model.catch_up()),
+            store: RecordStore::new(pool.clone(), writer.clone()),
+            directory: Directory::new(pool.clone(), read_model.catch_up()),
+            appointments: KnownAppointments::new(pool.clone(), read_model.catch_up()),
             read_model,
             base,
         })

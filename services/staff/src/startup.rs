@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::{self, ConfigError, write_setting};
+use kit::database::Migrations;
 use kit::runtime::{BoxError, Component};
 use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
@@ -71,14 +72,15 @@ impl Component for StaffService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(&config.service, &MIGRATOR).await?;
+        let base = ServiceBase::start(
+            &config.service,
+            Migrations::sqlite_only(service::STAFF, DATABASE_VAR, &MIGRATOR),
+        )
+        .await?;
+        let (pool, writer) = base.sqlite()?;
         let commands = Arc::new(StaffCommands {
-            store: StaffStore::new(base.pool.clone(), base.writer.clone()),
-            failed_logins: FailedLogins::new(
-                base.pool.clone(),
-                base.writer.clone(),
-                config.login_limits,
-            ),
+            store: StaffStore::new(pool.clone(), writer.clone()),
+            failed_logins: FailedLogins::new(pool, writer, config.login_limits),
             publisher: base.publisher.clone(),
         });
         if let Some(password) =

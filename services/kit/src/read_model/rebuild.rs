@@ -158,8 +158,7 @@ pub async fn rebuild<P: Projection>(
     }
     rebuilt.published = EventPublisher::new(
         js.clone(),
-        pool.clone(),
-        crate::group_commit::Writer::start(pool.clone()),
+        crate::database::Database::from_sqlite_pool(pool.clone()),
     )
     .drain()
     .await

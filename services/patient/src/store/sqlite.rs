@@ -1,32 +1,19 @@
-//! The patient service's tables (SQLite). Every change writes the patient row, its search words
-//! and its event (the outbox row) in one immediate transaction: the event exists if and only if
-//! the change does.
+//! The patient store on SQLite. Every change writes the patient row, its search words and its
+//! event (the outbox row) in one immediate transaction: the event exists if and only if the
+//! change does.
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
 use kit::group_commit::{Db, WriteError, Writer};
 use kit::idempotency;
-use kit::listing::{SearchableTable, into_page};
+use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use shared_events::patient::{Patient, Sex};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/patient/sqlite");
-
-const COLUMNS: &str = "id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at";
-
-pub(crate) const PATIENTS: SearchableTable = SearchableTable {
-    table: "patients",
-    columns: COLUMNS,
-    words_table: "patient_name_words",
-    words_owner: "patient_id",
-    exact_column: Some("mrn"),
-};
-
-/// How many fresh MRNs to try before giving up (a collision is a one-in-a-billion event per row).
-const MRN_ATTEMPTS: usize = 5;
+use super::{Committed, MRN_ATTEMPTS, PATIENTS};
 
 #[derive(sqlx::FromRow)]
 struct PatientRow {
@@ -94,24 +81,18 @@ impl PatientRow {
     }
 }
 
-/// The patient tables of one database. Cheap to clone (the pool is shared).
+/// The patient tables of one SQLite database. Cheap to clone (the pool is shared).
 #[derive(Clone)]
-pub struct PatientStore {
+pub struct SqlitePatients {
     pool: SqlitePool,
     /// Every change goes through the group committer (see `kit::group_commit`).
     writer: Writer,
 }
 
-/// A committed change: the new state and the event to publish.
-pub struct Committed {
-    pub patient: Patient,
-    pub event: Option<OutboxRow>,
-}
-
-impl PatientStore {
-    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+impl SqlitePatients {
+    /// `writer` is the database's one group committer (`kit::database::Database::Sqlite`).
     pub fn new(pool: SqlitePool, writer: Writer) -> Self {
-        PatientStore { writer, pool }
+        SqlitePatients { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {
