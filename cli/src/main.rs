@@ -13,6 +13,7 @@ mod events;
 mod parked;
 mod replay;
 mod restore;
+mod service_db;
 mod up;
 mod verify;
 

@@ -1,8 +1,8 @@
 //! `hospital verify`: compares every read-model with its source and checks that every change has
 //! its event. Exits 1 on any difference. Works while the system runs: the databases are opened
-//! read-only (SQLite WAL readers do not block the writers), and because a running system's
-//! read-models lag by milliseconds, differences are re-checked for up to `--settle` before they
-//! are reported.
+//! for reading only (SQLite WAL readers do not block the writers; PostgreSQL reads never do),
+//! on whichever backend each service's URL names, and because a running system's read-models lag
+//! by milliseconds, differences are re-checked for up to `--settle` before they are reported.
 //!
 //! - Read-models: `directory_patients` (appointment and record) against the patient service's
 //!   `patients`, `directory_staff` against `staff`, the record service's `known_appointments`
@@ -25,10 +25,10 @@ use futures::StreamExt;
 use serde::Deserialize;
 use shared_events::Aggregate;
 use shared_events::subjects::EVENT_STREAM;
-use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use crate::events::Target;
+use crate::service_db::{ServiceDb, Sql};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -41,51 +41,70 @@ pub struct VerifyArgs {
     target: Target,
 }
 
+/// The versions of an owner's rows, as `(id, version)`.
+macro_rules! versions_of {
+    ($table:literal) => {
+        Sql {
+            sqlite: concat!("SELECT id, version FROM ", $table),
+            postgres: concat!("SELECT id::text, version FROM ", $table),
+        }
+    };
+}
+
 /// The four owning services, their database variables and their main table.
-const OWNERS: [(&str, &str, Aggregate, &str); 4] = [
+const OWNERS: [(&str, &str, Aggregate, Sql); 4] = [
     (
         "patient",
         "DATABASE_URL_PATIENT",
         Aggregate::Patient,
-        "SELECT id, version FROM patients",
+        versions_of!("patients"),
     ),
     (
         "staff",
         "DATABASE_URL_STAFF",
         Aggregate::Staff,
-        "SELECT id, version FROM staff",
+        versions_of!("staff"),
     ),
     (
         "appointment",
         "DATABASE_URL_APPOINTMENT",
         Aggregate::Appointment,
-        "SELECT id, version FROM appointments",
+        versions_of!("appointments"),
     ),
     (
         "record",
         "DATABASE_URL_RECORD",
         Aggregate::Record,
-        "SELECT id, version FROM records",
+        versions_of!("records"),
     ),
 ];
 
 /// One read-model table and its source. Each query returns `(id, content)` where content is a
-/// JSON array of the compared columns, built the same way on both sides.
+/// JSON array of the compared columns, built the same way on both sides (flags as 0 or 1), and
+/// compared once parsed, so the two backends' spacing does not matter.
 struct Comparison {
     read_model: (&'static str, &'static str),
     source: (&'static str, &'static str),
-    read_model_sql: &'static str,
-    source_sql: &'static str,
+    read_model_sql: Sql,
+    source_sql: Sql,
 }
 
-const PATIENTS_SQL: &str =
-    "SELECT id, json_array(name, deleted_at IS NOT NULL, version) FROM patients";
-const DIRECTORY_PATIENTS_SQL: &str =
-    "SELECT id, json_array(name, deleted <> 0, version) FROM directory_patients";
-const STAFF_SQL: &str =
-    "SELECT id, json_array(name, role, deleted_at IS NOT NULL, version) FROM staff";
-const DIRECTORY_STAFF_SQL: &str =
-    "SELECT id, json_array(name, role, deleted <> 0, version) FROM directory_staff";
+const PATIENTS_SQL: Sql = Sql {
+    sqlite: "SELECT id, json_array(name, deleted_at IS NOT NULL, version) FROM patients",
+    postgres: "SELECT id::text, json_build_array(name, (deleted_at IS NOT NULL)::int, version)::text FROM patients",
+};
+const DIRECTORY_PATIENTS_SQL: Sql = Sql {
+    sqlite: "SELECT id, json_array(name, deleted <> 0, version) FROM directory_patients",
+    postgres: "SELECT id::text, json_build_array(name, deleted::int, version)::text FROM directory_patients",
+};
+const STAFF_SQL: Sql = Sql {
+    sqlite: "SELECT id, json_array(name, role, deleted_at IS NOT NULL, version) FROM staff",
+    postgres: "SELECT id::text, json_build_array(name, role, (deleted_at IS NOT NULL)::int, version)::text FROM staff",
+};
+const DIRECTORY_STAFF_SQL: Sql = Sql {
+    sqlite: "SELECT id, json_array(name, role, deleted <> 0, version) FROM directory_staff",
+    postgres: "SELECT id::text, json_build_array(name, role, deleted::int, version)::text FROM directory_staff",
+};
 
 const COMPARISONS: [Comparison; 5] = [
     Comparison {
@@ -115,8 +134,14 @@ const COMPARISONS: [Comparison; 5] = [
     Comparison {
         read_model: ("record", "known_appointments"),
         source: ("appointment", "appointments"),
-        read_model_sql: "SELECT id, json_array(patient_id, status, version) FROM known_appointments",
-        source_sql: "SELECT id, json_array(patient_id, status, version) FROM appointments",
+        read_model_sql: Sql {
+            sqlite: "SELECT id, json_array(patient_id, status, version) FROM known_appointments",
+            postgres: "SELECT id::text, json_build_array(patient_id, status, version)::text FROM known_appointments",
+        },
+        source_sql: Sql {
+            sqlite: "SELECT id, json_array(patient_id, status, version) FROM appointments",
+            postgres: "SELECT id::text, json_build_array(patient_id, status, version)::text FROM appointments",
+        },
     },
 ];
 
@@ -136,10 +161,10 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
     let mut databases = HashMap::new();
     for (service, var, _, _) in OWNERS {
         let url = args.target.database_url(var, service);
-        let pool = kit::sqlite::open_read_only(&url)
+        let database = ServiceDb::open(&url)
             .await
             .with_context(|| format!("cannot open the {service} database"))?;
-        databases.insert(service, pool);
+        databases.insert(service, database);
     }
     let client = args.target.connect().await?;
     let js = jetstream::new(client);
@@ -159,8 +184,8 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
         crate::parked::table(&crate::parked::read(&args.target).await, 20)
     );
     println!();
-    for pool in databases.values() {
-        pool.close().await;
+    for database in databases.values() {
+        database.close().await;
     }
     if report.differences == 0 {
         println!("verify: consistent");
@@ -177,7 +202,7 @@ struct Report {
 }
 
 async fn check(
-    databases: &HashMap<&str, SqlitePool>,
+    databases: &HashMap<&str, ServiceDb>,
     js: &jetstream::Context,
 ) -> anyhow::Result<Report> {
     let mut text = String::new();
@@ -247,9 +272,9 @@ async fn check(
         "AGGREGATE", "ROWS", "WITHOUT EVENT", "STREAM AHEAD", "OUTBOX"
     );
     for (service, _, aggregate, sql) in OWNERS {
-        let pool = &databases[service];
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
-            .fetch_all(pool)
+        let database = &databases[service];
+        let rows: Vec<(String, i64)> = database
+            .pairs(sql)
             .await
             .with_context(|| format!("cannot read the {service} rows"))?;
         let (mut without, mut ahead) = (0, 0);
@@ -277,8 +302,8 @@ async fn check(
                 }
             }
         }
-        let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(pool)
+        let outbox: i64 = database
+            .count("outbox")
             .await
             .with_context(|| format!("cannot read the {service} outbox"))?;
         if outbox > 0 {
@@ -317,13 +342,20 @@ async fn check(
     Ok(Report { text, differences })
 }
 
-/// `(id, content)` of every row of `sql`.
-async fn content(
-    pool: &SqlitePool,
-    sql: &'static str,
-) -> Result<BTreeMap<String, String>, sqlx::Error> {
-    let rows: Vec<(String, String)> = sqlx::query_as(sql).fetch_all(pool).await?;
-    Ok(rows.into_iter().collect())
+/// `(id, content)` of every row of `sql`, the content's JSON in one spelling.
+async fn content(database: &ServiceDb, sql: Sql) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows: Vec<(String, String)> = database.pairs(sql).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, content)| (id, canonical_json(content)))
+        .collect())
+}
+
+/// `content` re-serialised compactly (a value that is not JSON is kept as it is).
+fn canonical_json(content: String) -> String {
+    serde_json::from_str::<serde_json::Value>(&content)
+        .map(|value| value.to_string())
+        .unwrap_or(content)
 }
 
 /// A stable 64-bit content hash (FNV-1a) of an entity's compared columns.

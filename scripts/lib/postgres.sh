@@ -171,3 +171,18 @@ stop_postgres() {
     rm -rf "$_hospital_postgres_dir"
     _hospital_postgres_dir=""
 }
+
+# Drops the databases the tests made (kit::postgres_test names them hospital_test_<uuid>) that
+# are still there: a test that failed half way, or one whose process ended before its
+# best-effort drop ran.
+drop_test_databases() {
+    local url=${HOSPITAL_TEST_POSTGRES_URL:-}
+    [ -n "$url" ] && postgres_answers "$url" || return 0
+    local name dropped=0
+    for name in $(psql -X -A -t -q -d "$url" -c \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'hospital\_test\_%'"); do
+        psql -X -q -d "$url" -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null 2>&1 &&
+            dropped=$((dropped + 1))
+    done
+    [ "$dropped" -eq 0 ] || echo "==> PostgreSQL: dropped $dropped test databases left behind"
+}

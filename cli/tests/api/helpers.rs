@@ -15,6 +15,8 @@ use shared_events::subjects::EVENT_STREAM;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::ServiceDatabases;
+
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 pub const JWT_SECRET: &str = "a-test-secret-that-is-long-enough-0123456789";
 
@@ -50,6 +52,9 @@ pub struct TestApp {
     /// everything and can neither send commands nor publish events (see [`TestApp::nats_as`]).
     pub nats: async_nats::Client,
     pub data_dir: tempfile::TempDir,
+    /// Each service's database: a SQLite file in `data_dir`, or a PostgreSQL database
+    /// (`HOSPITAL_TEST_BACKEND=postgres`, see [`crate::backend`]).
+    pub databases: ServiceDatabases,
     /// Cancelled when the app is dropped: every component stops.
     shutdown: CancellationToken,
 }
@@ -66,6 +71,7 @@ pub async fn spawn_app_with(parts: Parts) -> TestApp {
 pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettings) -> TestApp {
     let nats_server = TestNatsServer::start().await;
     let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let databases = ServiceDatabases::new(data_dir.path()).await;
     let shutdown = CancellationToken::new();
     // Every component connects as its own NATS user; the passwords are also kept in the data
     // directory, as `hospital up` keeps them, for the operator commands the tests run.
@@ -79,7 +85,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
         .expect("keep the NATS passwords");
 
     if parts.patient {
-        let config = patient_config(&nats_server, data_dir.path());
+        let config = patient_config(&nats_server, &databases);
         let service = patient_service::PatientService::build(config)
             .await
             .expect("patient service starts");
@@ -89,7 +95,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
         let config = staff_service::Config {
             service: service_config(
                 &nats_server,
-                data_dir.path(),
+                &databases,
                 "staff",
                 staff_service::startup::DATABASE_VAR,
             ),
@@ -102,14 +108,14 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
         run(service, shutdown.clone());
     }
     if parts.appointment {
-        let config = appointment_config(&nats_server, data_dir.path());
+        let config = appointment_config(&nats_server, &databases);
         let service = appointment_service::AppointmentService::build(config)
             .await
             .expect("appointment service starts");
         run(service, shutdown.clone());
     }
     if parts.record {
-        let config = record_config(&nats_server, data_dir.path());
+        let config = record_config(&nats_server, &databases);
         let service = record_service::RecordService::build(config)
             .await
             .expect("record service starts");
@@ -130,6 +136,7 @@ pub async fn spawn_app_with_http(parts: Parts, http: gateway::config::HttpSettin
         nats_server,
         nats,
         data_dir,
+        databases,
         shutdown,
     };
     app.wait_until_ready(parts).await;
@@ -150,14 +157,14 @@ fn gateway_config(nats: NatsConfig) -> gateway::Config {
     }
 }
 
-/// An owning service's settings for a test: its SQLite file in `data_dir`, a fast outbox relay.
+/// An owning service's settings for a test: its database in `databases`, a fast outbox relay.
 fn service_config(
     nats_server: &TestNatsServer,
-    data_dir: &std::path::Path,
+    databases: &ServiceDatabases,
     service: &'static str,
     database_var: &'static str,
 ) -> ServiceConfig {
-    let database_url = kit::config::sqlite_url_in(data_dir, service);
+    let database_url = databases.url(service);
     let mut config = ServiceConfig::new(
         service,
         database_var,
@@ -168,10 +175,10 @@ fn service_config(
     config
 }
 
-pub fn patient_config(nats_server: &TestNatsServer, data_dir: &std::path::Path) -> ServiceConfig {
+pub fn patient_config(nats_server: &TestNatsServer, databases: &ServiceDatabases) -> ServiceConfig {
     service_config(
         nats_server,
-        data_dir,
+        databases,
         "patient",
         patient_service::startup::DATABASE_VAR,
     )
@@ -179,20 +186,20 @@ pub fn patient_config(nats_server: &TestNatsServer, data_dir: &std::path::Path) 
 
 pub fn appointment_config(
     nats_server: &TestNatsServer,
-    data_dir: &std::path::Path,
+    databases: &ServiceDatabases,
 ) -> ServiceConfig {
     service_config(
         nats_server,
-        data_dir,
+        databases,
         "appointment",
         appointment_service::startup::DATABASE_VAR,
     )
 }
 
-pub fn record_config(nats_server: &TestNatsServer, data_dir: &std::path::Path) -> ServiceConfig {
+pub fn record_config(nats_server: &TestNatsServer, databases: &ServiceDatabases) -> ServiceConfig {
     service_config(
         nats_server,
-        data_dir,
+        databases,
         "record",
         record_service::startup::DATABASE_VAR,
     )

@@ -7,12 +7,14 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use kit::database::Database;
 use kit::runtime::Component;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::appointments::{at, open_clinic};
+use crate::backend::count_rows;
 use crate::helpers::{Parts, TestApp, patient_body, patient_config, spawn_app, spawn_app_with};
 use crate::records::note;
 
@@ -564,7 +566,7 @@ async fn start_patient_service(app: &TestApp) -> CancellationToken {
     // until then): try again for a moment.
     let mut attempts = 0;
     let service = loop {
-        let config = patient_config(&app.nats_server, app.data_dir.path());
+        let config = patient_config(&app.nats_server, &app.databases);
         match patient_service::PatientService::build(config).await {
             Ok(service) => break service,
             Err(error) if attempts < 100 => {
@@ -606,12 +608,6 @@ async fn stop_patient_service(app: &TestApp, stop: CancellationToken) {
     panic!("the patient service did not stop");
 }
 
-/// The patient service's own database, opened beside the service.
-async fn patient_db(app: &TestApp) -> sqlx::SqlitePool {
-    let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
-    sqlx::SqlitePool::connect(&url).await.unwrap()
-}
-
 #[tokio::test]
 async fn keys_survive_a_restart_and_are_purged_after_the_retention() {
     let app = spawn_app_with(Parts {
@@ -650,21 +646,29 @@ async fn keys_survive_a_restart_and_are_purged_after_the_retention() {
     stop_patient_service(&app, stop).await;
 
     // Two days later (the key's clock turned back): the next start purges it.
-    let db = patient_db(&app).await;
-    let two_days_ago =
-        kit::events::format_timestamp(chrono::Utc::now() - chrono::Duration::hours(48));
-    sqlx::query("UPDATE idempotency_keys SET created_at = $1")
-        .bind(two_days_ago)
-        .execute(&db)
-        .await
-        .unwrap();
+    let db = app
+        .databases
+        .open_beside(patient_service::store::MIGRATIONS)
+        .await;
+    let two_days_ago = chrono::Utc::now() - chrono::Duration::hours(48);
+    const AGE_KEYS: &str = "UPDATE idempotency_keys SET created_at = $1";
+    match &db {
+        Database::Sqlite { pool, .. } => sqlx::query(AGE_KEYS)
+            .bind(kit::events::format_timestamp(two_days_ago))
+            .execute(pool)
+            .await
+            .map(drop),
+        Database::Postgres(pool) => sqlx::query(AGE_KEYS)
+            .bind(two_days_ago)
+            .execute(pool)
+            .await
+            .map(drop),
+    }
+    .unwrap();
     let _stop = start_patient_service(&app).await;
     let mut left = 1;
     for _ in 0..200 {
-        left = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM idempotency_keys")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+        left = count_rows(&db, "idempotency_keys").await;
         if left == 0 {
             break;
         }

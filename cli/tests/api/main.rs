@@ -5,6 +5,7 @@
 mod appointments;
 mod audit;
 mod auth;
+mod backend;
 mod contract;
 mod discovery;
 mod errors;

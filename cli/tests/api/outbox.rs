@@ -7,25 +7,23 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use kit::EventPublisher;
 use kit::command::{CommandHandler, RequestContext};
+use kit::database::Database;
 use kit::nats::NatsConfig;
 use patient_service::commands::PatientCommands;
-use patient_service::store::{MIGRATOR, PatientStore, SqlitePatients};
+use patient_service::store::{MIGRATIONS, PatientStore};
 use serde_json::{Value, json};
 
+use crate::backend::count_rows;
 use crate::helpers::{patient_body, spawn_app};
 
-async fn outbox_rows(pool: &sqlx::SqlitePool) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+async fn outbox_rows(database: &Database) -> i64 {
+    count_rows(database, "outbox").await
 }
 
 #[tokio::test]
 async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it_returns() {
     let mut app = spawn_app().await;
-    let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
-    let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
+    let database = app.databases.open_beside(MIGRATIONS).await;
     let config = NatsConfig {
         request_timeout: Duration::from_secs(1),
         ..app.nats_server.config_for("patient")
@@ -34,10 +32,9 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
     let mut js = jetstream::new(client);
     js.set_timeout(Duration::from_secs(1));
     // The patient service's own command handler, working on its database.
-    let database = kit::database::Database::from_sqlite_pool(pool.clone());
     let commands = PatientCommands {
         store: PatientStore::new(&database),
-        publisher: EventPublisher::new(js.clone(), database),
+        publisher: EventPublisher::new(js.clone(), database.clone()),
     };
 
     app.nats_server.stop().await;
@@ -48,20 +45,28 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
         .await
         .expect("the write commits");
     let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(outbox_rows(&pool).await, 1, "the event waits in the outbox");
+    assert_eq!(
+        outbox_rows(&database).await,
+        1,
+        "the event waits in the outbox"
+    );
 
     app.nats_server.resume().await;
     let filter = format!("hospital.events.patient.{id}.>");
     let mut published = Vec::new();
     for _ in 0..100 {
         published = app.events(&filter).await;
-        if !published.is_empty() && outbox_rows(&pool).await == 0 {
+        if !published.is_empty() && outbox_rows(&database).await == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(published.len(), 1, "published once NATS is back");
-    assert_eq!(outbox_rows(&pool).await, 0, "and cleared from the outbox");
+    assert_eq!(
+        outbox_rows(&database).await,
+        0,
+        "and cleared from the outbox"
+    );
     assert_eq!(published[0].1.data["name"], "Written During An Outage");
 
     // A repeat of the same event (a relay that died before deleting its row) is dropped by the
@@ -88,14 +93,9 @@ async fn a_change_committed_while_nats_is_down_is_published_exactly_once_when_it
 async fn events_left_in_the_outbox_by_a_crash_are_published_by_the_relay() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
-    let url = kit::config::sqlite_url_in(app.data_dir.path(), "patient");
-    let pool = kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap();
     // Commit a change and its outbox row, then "crash" before publishing: nothing publishes it
     // but the relay.
-    let store = PatientStore::Sqlite(SqlitePatients::new(
-        pool.clone(),
-        kit::group_commit::Writer::start(pool.clone()),
-    ));
+    let store = PatientStore::new(&app.databases.open_beside(MIGRATIONS).await);
     let committed = store
         .create(&RequestContext::system(), |mrn| {
             let details = patient_service::domain::PatientDetails::parse(

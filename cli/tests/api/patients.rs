@@ -1,5 +1,6 @@
 //! Patients through the gateway: every route, validation, versions, paging, search, soft delete.
 
+use kit::database::Database;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -172,17 +173,25 @@ async fn a_deleted_patient_is_gone_from_the_api_but_kept_in_the_database() {
         .unwrap();
     assert!(list.iter().all(|p| p["id"] != id));
 
-    let db = sqlx::SqlitePool::connect(&kit::config::sqlite_url_in(app.data_dir.path(), "patient"))
+    // The row stays, marked deleted.
+    let id: uuid::Uuid = id.parse().unwrap();
+    const ROW: &str = "SELECT name, deleted_at IS NOT NULL FROM patients WHERE id = $1";
+    let (name, deleted): (String, bool) = match app
+        .databases
+        .open_beside(patient_service::store::MIGRATIONS)
         .await
-        .unwrap();
-    let (name, deleted_at): (String, Option<String>) =
-        sqlx::query_as("SELECT name, deleted_at FROM patients WHERE id = $1")
-            .bind(id)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    {
+        Database::Sqlite { pool, .. } => {
+            sqlx::query_as(ROW)
+                .bind(id.to_string())
+                .fetch_one(&pool)
+                .await
+        }
+        Database::Postgres(pool) => sqlx::query_as(ROW).bind(id).fetch_one(&pool).await,
+    }
+    .unwrap();
     assert_eq!(name, "Florence Nightingale");
-    assert!(deleted_at.is_some());
+    assert!(deleted);
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ async fn the_same_patient_event_delivered_twice_changes_nothing() {
 
 /// Starts a record service on the app's record database, and waits until it answers.
 async fn start_record_service(app: &TestApp) -> CancellationToken {
-    let config = record_config(&app.nats_server, app.data_dir.path());
+    let config = record_config(&app.nats_server, &app.databases);
     let service = RecordService::build(config)
         .await
         .expect("record service starts");

@@ -23,16 +23,18 @@ pub async fn hospital_in(app: &TestApp, args: &[&str]) -> Output {
     let data_dir = app.data_dir.path().to_str().unwrap().to_owned();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--nats-url", &url, "--data-dir", &data_dir]);
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
-        .args(&all)
-        .env_remove("NATS_URL")
-        .env_remove("DATABASE_URL_PATIENT")
-        .env_remove("DATABASE_URL_STAFF")
-        .env_remove("DATABASE_URL_APPOINTMENT")
-        .env_remove("DATABASE_URL_RECORD")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"));
+    command.args(&all).env_remove("NATS_URL");
+    // The services on SQLite are found in the data directory; those on PostgreSQL by URL.
+    for service in ["patient", "staff", "appointment", "record"] {
+        let var = format!("DATABASE_URL_{}", service.to_uppercase());
+        if app.databases.is_postgres(service) {
+            command.env(var, app.databases.url(service));
+        } else {
+            command.env_remove(var);
+        }
+    }
+    let child = command.stdin(Stdio::null()).kill_on_drop(true).output();
     tokio::time::timeout(Duration::from_secs(60), child)
         .await
         .unwrap_or_else(|_| panic!("hospital {all:?} did not finish"))
@@ -49,6 +51,10 @@ pub fn stderr(output: &Output) -> String {
 
 /// A service's database opened without its lock (beside or after the service).
 pub async fn db(app: &TestApp, service: &str) -> SqlitePool {
+    assert!(
+        !app.databases.is_postgres(service),
+        "the {service} database is on PostgreSQL here"
+    );
     SqlitePool::connect(&kit::config::sqlite_url_in(app.data_dir.path(), service))
         .await
         .unwrap()
@@ -130,13 +136,13 @@ pub struct ReadModelServices {
 pub async fn start_read_model_services(app: &TestApp) -> ReadModelServices {
     let service = appointment_service::AppointmentService::build(appointment_config(
         &app.nats_server,
-        app.data_dir.path(),
+        &app.databases,
     ))
     .await
     .expect("appointment service starts");
     let appointment = app.run_component(service);
     let service =
-        record_service::RecordService::build(record_config(&app.nats_server, app.data_dir.path()))
+        record_service::RecordService::build(record_config(&app.nats_server, &app.databases))
             .await
             .expect("record service starts");
     let record = app.run_component(service);

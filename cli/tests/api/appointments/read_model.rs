@@ -241,7 +241,7 @@ async fn a_read_model_that_was_offline_catches_up_when_it_comes_back() {
         .call(Method::DELETE, &format!("/api/patients/{gone}"), None)
         .await;
 
-    let config = appointment_config(&clinic.app.nats_server, clinic.app.data_dir.path());
+    let config = appointment_config(&clinic.app.nats_server, &clinic.app.databases);
     let service = AppointmentService::build(config.clone()).await.unwrap();
     let running = clinic.app.run_component(service);
     let clinic = Clinic { doctor, ..clinic };

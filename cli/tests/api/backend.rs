@@ -1,0 +1,105 @@
+//! Which database the suite's services run on: SQLite files in the app's data directory (the
+//! default), or, with `HOSPITAL_TEST_BACKEND=postgres`, a fresh PostgreSQL database per service
+//! and app on the server `scripts/test` provides (`kit::postgres_test`) for every service that
+//! has a PostgreSQL store. `scripts/test` runs this suite once on each.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kit::database::{Database, Migrations};
+use kit::postgres_test::FreshDatabase;
+
+pub const BACKEND_VAR: &str = "HOSPITAL_TEST_BACKEND";
+
+/// The services whose store has a PostgreSQL implementation; the others stay on SQLite.
+pub const ON_POSTGRES: &[&str] = &["patient"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend [`BACKEND_VAR`] names; SQLite when unset.
+pub fn backend() -> TestBackend {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => TestBackend::Sqlite,
+        Ok("postgres") => TestBackend::Postgres,
+        Ok(other) => panic!("{BACKEND_VAR}={other:?}: expected sqlite or postgres"),
+    }
+}
+
+/// The databases of one test app's services.
+pub struct ServiceDatabases {
+    /// The app's data directory, where the SQLite files are.
+    dir: PathBuf,
+    /// The PostgreSQL database of each service on PostgreSQL, dropped after the test.
+    postgres: HashMap<&'static str, FreshDatabase>,
+}
+
+impl ServiceDatabases {
+    pub async fn new(dir: &Path) -> Self {
+        let mut postgres = HashMap::new();
+        if backend() == TestBackend::Postgres {
+            for service in ON_POSTGRES {
+                postgres.insert(*service, FreshDatabase::create().await);
+            }
+        }
+        ServiceDatabases {
+            dir: dir.to_owned(),
+            postgres,
+        }
+    }
+
+    /// The URL `service` is configured with.
+    pub fn url(&self, service: &str) -> String {
+        match self.postgres.get(service) {
+            Some(database) => database.url().to_owned(),
+            None => kit::config::sqlite_url_in(&self.dir, service),
+        }
+    }
+
+    pub fn is_postgres(&self, service: &str) -> bool {
+        self.postgres.contains_key(service)
+    }
+
+    /// The database of `service`, opened beside the running service as a second process
+    /// would: on SQLite without the single-writer lock (the service holds it).
+    pub async fn open_beside(&self, migrations: Migrations) -> Database {
+        let url = self.url(migrations.service);
+        if self.is_postgres(migrations.service) {
+            return Database::open(&url, migrations)
+                .await
+                .expect("the service's PostgreSQL database opens");
+        }
+        let pool = kit::sqlite::open_shared(&url, migrations.sqlite)
+            .await
+            .expect("the service's SQLite database opens");
+        Database::from_sqlite_pool(pool)
+    }
+}
+
+/// Whether this run must leave out a test that needs `services` on SQLite (an operator tool
+/// with no PostgreSQL side yet): true on the PostgreSQL run, saying so on stderr.
+pub fn needs_sqlite(databases: &ServiceDatabases, services: &[&str], why: &str) -> bool {
+    let on_postgres: Vec<&str> = services
+        .iter()
+        .copied()
+        .filter(|service| databases.is_postgres(service))
+        .collect();
+    if on_postgres.is_empty() {
+        return false;
+    }
+    eprintln!("left out on PostgreSQL ({}): {why}", on_postgres.join(", "));
+    true
+}
+
+/// How many rows `table` of `database` holds.
+pub async fn count_rows(database: &Database, table: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+    match database {
+        Database::Sqlite { pool, .. } => sqlx::query_scalar(sql).fetch_one(pool).await,
+        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .expect("the table is readable")
+}
