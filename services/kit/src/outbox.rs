@@ -180,21 +180,24 @@ impl EventPublisher {
         Ok(rows.len())
     }
 
-    /// The oldest rows still waiting, at most `limit`.
-    async fn waiting(&self, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
-        let rows: Vec<(String, String, String)> = match &self.database {
+    /// The oldest rows still waiting after position `after` (`seq`), at most `limit`, with
+    /// their positions.
+    async fn waiting(&self, after: i64, limit: i64) -> Result<Vec<(i64, OutboxRow)>, sqlx::Error> {
+        let rows: Vec<(i64, String, String, String)> = match &self.database {
             Database::Sqlite { pool, .. } => {
                 sqlx::query_as(
-                    "SELECT event_id, subject, payload FROM outbox ORDER BY seq LIMIT $1",
+                    "SELECT seq, event_id, subject, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
+                .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
             }
             Database::Postgres(pool) => {
                 sqlx::query_as(
-                    "SELECT event_id::text, subject, payload FROM outbox ORDER BY seq LIMIT $1",
+                    "SELECT seq, event_id::text, subject, payload FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
+                .bind(after)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
@@ -202,10 +205,15 @@ impl EventPublisher {
         };
         Ok(rows
             .into_iter()
-            .map(|(event_id, subject, payload)| OutboxRow {
-                event_id,
-                subject,
-                payload,
+            .map(|(seq, event_id, subject, payload)| {
+                (
+                    seq,
+                    OutboxRow {
+                        event_id,
+                        subject,
+                        payload,
+                    },
+                )
             })
             .collect())
     }
@@ -220,6 +228,9 @@ impl EventPublisher {
             return Ok(0);
         };
         let drained = self.drain_all().await;
+        // The rows it published are deleted before another instance may drain, so that one
+        // does not publish them again (the stream would drop them, but only as duplicates).
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.forgetter.settled()).await;
         crate::postgres::release(leader, RELAY_LOCK).await;
         drained
     }
@@ -231,11 +242,16 @@ impl EventPublisher {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.forgetter.settled()).await;
         const BATCH: i64 = 256;
         let mut total = 0;
+        // Pages by position: the rows just published are deleted in the background, so reading
+        // from the start again would publish them a second time.
+        let mut after = 0;
         loop {
-            let rows = self.waiting(BATCH).await?;
-            if rows.is_empty() {
+            let page = self.waiting(after, BATCH).await?;
+            let Some(&(last, _)) = page.last() else {
                 return Ok(total);
-            }
+            };
+            after = last;
+            let rows: Vec<OutboxRow> = page.into_iter().map(|(_, row)| row).collect();
             total += self.publish(&rows).await?;
             if (rows.len() as i64) < BATCH {
                 return Ok(total);
