@@ -23,6 +23,7 @@ mod records_history;
 mod records_read_model;
 mod replay;
 mod restore;
+mod scale_out;
 mod sessions;
 mod staff;
 mod verify;
