@@ -265,6 +265,10 @@ async fn search_matches_name_words_case_insensitively_and_exact_mrns() {
     assert!(search("nobody".into()).await.is_empty());
     let by_mrn = search(ada["mrn"].as_str().unwrap().to_owned()).await;
     assert_eq!(names(by_mrn), ["Ada Lovelace"]);
+    // A NUL character (which PostgreSQL text cannot hold) matches nothing, on either backend;
+    // the words around it still do.
+    assert!(search("\0".into()).await.is_empty());
+    assert_eq!(names(search("ada\0love".into()).await), ["Ada Lovelace"]);
 }
 
 #[tokio::test]
