@@ -1,4 +1,4 @@
-//! The appointment service's tables (SQLite). Every change writes the appointment row and its
+//! The appointment store on SQLite. Every change writes the appointment row and its
 //! event (the outbox row) in one immediate transaction. A change that claims a slot first checks,
 //! in that same transaction, that the people are still there and that no active appointment of
 //! the doctor or the patient overlaps it; a trigger in the schema refuses any write that slips
@@ -19,37 +19,26 @@ use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
+use super::rows::{AppointmentRow, COLUMNS, into_appointments, write_row};
+use super::{Committed, Party};
 use crate::domain::{self, CREATED, Revision};
 use crate::filters::AppointmentFilter;
-
-pub(crate) mod rows;
-
-use rows::{AppointmentRow, COLUMNS, into_appointments, write_row};
-
-pub static MIGRATOR: sqlx::migrate::Migrator =
-    sqlx::migrate!("../../migrations/appointment/sqlite");
 
 /// The message of the schema's overlap trigger (`RAISE(ABORT, 'appointment overlap')`).
 const OVERLAP_TRIGGER: &str = "appointment overlap";
 
-/// The appointment tables of one database. Cheap to clone (the pool is shared).
+/// The appointment tables of one SQLite database. Cheap to clone (the pool is shared).
 #[derive(Clone)]
-pub struct AppointmentStore {
+pub struct SqliteAppointments {
     pool: SqlitePool,
     /// Every change goes through the group committer (see `kit::group_commit`).
     writer: Writer,
 }
 
-/// A committed change: the new state and the event to publish (none when nothing changed).
-pub struct Committed {
-    pub appointment: Appointment,
-    pub event: Option<OutboxRow>,
-}
-
-impl AppointmentStore {
-    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+impl SqliteAppointments {
+    /// `writer` is the database's one group committer (`kit::database::Database::Sqlite`).
     pub fn new(pool: SqlitePool, writer: Writer) -> Self {
-        AppointmentStore { writer, pool }
+        SqliteAppointments { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -188,13 +177,6 @@ fn read_row(db: &Db, id: Uuid) -> rusqlite::Result<Option<AppointmentRow>> {
     db.prepare_cached(&sql)?
         .query_row([id.to_string()], AppointmentRow::from_rusqlite)
         .optional()
-}
-
-/// Whose appointments a cascade looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    Patient,
-    Doctor,
 }
 
 /// The booked appointments of a patient or a doctor that start after `after`, inside the
@@ -358,9 +340,7 @@ fn refuse_double_booking(db: &Db, candidate: &Appointment) -> Result<(), Service
 /// A failed write: the overlap trigger is a double-booking (409), anything else is internal.
 fn write_failure(error: WriteError) -> ServiceError {
     if error.is_raised(OVERLAP_TRIGGER) {
-        ServiceError::conflict(
-            "the appointment overlaps another active appointment of the doctor or the patient",
-        )
+        ServiceError::conflict(super::OVERLAP)
     } else {
         storage_failure(error)
     }
@@ -370,6 +350,7 @@ fn write_failure(error: WriteError) -> ServiceError {
 mod tests {
     use super::*;
     use crate::domain::BookingRequest;
+    use crate::store::MIGRATOR;
 
     /// The trigger's refusal, raised on the handle, is still the 409 of a double booking.
     #[tokio::test]
