@@ -5,7 +5,7 @@
 use shared_events::ListQuery;
 use shared_events::ServiceError;
 use shared_events::record::{RecordKind, RecordStatus};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 /// The filters a list understands; any other is refused (a typo must not widen a list).
@@ -86,6 +86,33 @@ impl RecordFilter {
             // An unknown cursor matches nothing: an empty page, not an error.
             sql.push(" AND (recorded_at, id) < (SELECT recorded_at, id FROM records WHERE id = ")
                 .push_bind(after.to_string())
+                .push(")");
+        }
+        sql.push(" ORDER BY recorded_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.effective_limit()) + 1);
+        sql
+    }
+
+    /// [`RecordFilter::page_query`] on PostgreSQL (native uuid binds).
+    pub fn page_query_pg(&self, columns: &str, query: &ListQuery) -> QueryBuilder<Postgres> {
+        let mut sql =
+            QueryBuilder::<Postgres>::new(format!("SELECT {columns} FROM records WHERE TRUE"));
+        if let Some(patient_id) = self.patient_id {
+            sql.push(" AND patient_id = ").push_bind(patient_id);
+        }
+        if let Some(kind) = self.kind {
+            sql.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(status) = self.status {
+            sql.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(appointment_id) = self.appointment_id {
+            sql.push(" AND appointment_id = ").push_bind(appointment_id);
+        }
+        if let Some(after) = query.after {
+            // An unknown cursor matches nothing: an empty page, not an error.
+            sql.push(" AND (recorded_at, id) < (SELECT recorded_at, id FROM records WHERE id = ")
+                .push_bind(after)
                 .push(")");
         }
         sql.push(" ORDER BY recorded_at DESC, id DESC LIMIT ")

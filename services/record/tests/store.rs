@@ -8,19 +8,19 @@ use kit::read_model::Projection;
 use record_service::details::RecordDetails;
 use record_service::domain::{self, Change};
 use record_service::read_model::RecordReadModel;
-use record_service::store::{MIGRATOR, RecordStore};
+use record_service::store::{MIGRATOR, SqliteRecords};
 use record_service::timeline::RecordFilter;
 use serde_json::{Value, json};
 use shared_events::record::{RecordKind, RecordStatus};
 use shared_events::{Actor, Aggregate, ListQuery};
 use uuid::Uuid;
 
-async fn store() -> (RecordStore, tempfile::TempDir) {
+async fn store() -> (SqliteRecords, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = kit::config::sqlite_url_in(dir.path(), "record");
     let pool = kit::sqlite::open(&url, &MIGRATOR).await.unwrap();
     (
-        RecordStore::new(pool.clone(), kit::group_commit::Writer::start(pool)),
+        SqliteRecords::new(pool.clone(), kit::group_commit::Writer::start(pool)),
         dir,
     )
 }

@@ -1,4 +1,4 @@
-//! The record service's tables (SQLite). Every change writes the record's current state, its new
+//! The record store on SQLite. Every change writes the record's current state, its new
 //! version in `record_versions` and its event (the outbox row) in one immediate transaction: the
 //! version and the event exist if and only if the change does.
 
@@ -15,12 +15,9 @@ use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
+use super::{COLUMNS, Committed};
 use crate::domain::Change;
 use crate::timeline::RecordFilter;
-
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/record/sqlite");
-
-const COLUMNS: &str = "id, patient_id, author_id, appointment_id, kind, title, body, diagnoses, vitals, recorded_at, status, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct RecordRow {
@@ -98,24 +95,18 @@ impl RecordRow {
     }
 }
 
-/// The record tables of one database. Cheap to clone (the pool is shared).
+/// The record tables of one SQLite database. Cheap to clone (the pool is shared).
 #[derive(Clone)]
-pub struct RecordStore {
+pub struct SqliteRecords {
     pool: SqlitePool,
     /// Every change goes through the group committer (see `kit::group_commit`).
     writer: Writer,
 }
 
-/// A committed change: the new state and the event to publish (none when nothing changed).
-pub struct Committed {
-    pub record: MedicalRecord,
-    pub event: Option<OutboxRow>,
-}
-
-impl RecordStore {
-    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+impl SqliteRecords {
+    /// `writer` is the database's one group committer (`kit::database::Database::Sqlite`).
     pub fn new(pool: SqlitePool, writer: Writer) -> Self {
-        RecordStore { writer, pool }
+        SqliteRecords { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {
