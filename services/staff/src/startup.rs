@@ -73,11 +73,9 @@ impl Component for StaffService {
 
     async fn build(config: Config) -> Result<Self, BoxError> {
         let base = ServiceBase::start(&config.service, MIGRATIONS).await?;
-        // The failed logins are still written for SQLite only.
-        let (pool, writer) = base.sqlite()?;
         let commands = Arc::new(StaffCommands {
             store: StaffStore::new(&base.database),
-            failed_logins: FailedLogins::new(pool, writer, config.login_limits),
+            failed_logins: FailedLogins::new(&base.database, config.login_limits),
             publisher: base.publisher.clone(),
         });
         if let Some(password) =
