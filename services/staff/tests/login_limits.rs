@@ -7,35 +7,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kit::database::Database;
 use kit::postgres_test::FreshDatabase;
 use staff_service::login_limits::{FailedLogins, LoginLimits};
-use staff_service::store::MIGRATIONS;
+
+mod common;
+use common::{Backend, TestDatabase, on_both_backends, open};
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs the test `name(backend)` once per backend, as `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     the_sixth_attempt_after_five_failures_waits_for_the_window,
@@ -48,15 +26,10 @@ on_both_backends!(
     a_username_with_a_nul_is_counted_like_any_other,
 );
 
-/// The failed logins of one fresh database, and what keeps that database alive.
+/// The failed logins of one fresh database.
 struct Limits {
     failures: FailedLogins,
-    storage: Storage,
-}
-
-enum Storage {
-    Sqlite(tempfile::TempDir),
-    Postgres(FreshDatabase),
+    db: TestDatabase,
 }
 
 fn limits(per_username: u32, per_address: u32, window: Duration) -> LoginLimits {
@@ -67,33 +40,16 @@ fn limits(per_username: u32, per_address: u32, window: Duration) -> LoginLimits 
     }
 }
 
-/// The service's own database, opened as `hospital serve staff` opens it.
-async fn open(url: &str) -> Database {
-    Database::open(url, MIGRATIONS).await.unwrap()
-}
-
 async fn database(
     backend: Backend,
     per_username: u32,
     per_address: u32,
     window: Duration,
 ) -> Limits {
-    let (url, storage) = match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            (
-                kit::config::sqlite_url_in(dir.path(), "staff"),
-                Storage::Sqlite(dir),
-            )
-        }
-        Backend::Postgres => {
-            let database = FreshDatabase::create().await;
-            (database.url().to_owned(), Storage::Postgres(database))
-        }
-    };
+    let db = TestDatabase::fresh(backend).await;
     Limits {
-        failures: FailedLogins::new(&open(&url).await, limits(per_username, per_address, window)),
-        storage,
+        failures: FailedLogins::new(&db.database, limits(per_username, per_address, window)),
+        db,
     }
 }
 
@@ -118,13 +74,8 @@ fn localhost() -> Option<IpAddr> {
 }
 
 impl Limits {
-    /// Removes the database (a PostgreSQL one is dropped; the SQLite file goes with its
-    /// directory).
     async fn close(self) {
-        match self.storage {
-            Storage::Sqlite(_dir) => {}
-            Storage::Postgres(database) => database.drop().await,
-        }
+        self.db.close().await;
     }
 
     /// An attempt that turns out to be a failure (it is never forgiven).

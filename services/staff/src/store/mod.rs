@@ -51,6 +51,7 @@ pub enum HashUpdate {
 }
 
 /// A committed change: the new state and the event to publish.
+#[derive(Debug)]
 pub struct Committed {
     pub staff: Staff,
     pub event: Option<OutboxRow>,
