@@ -6,7 +6,8 @@
 //! - [`passwords`]: argon2id hashing and verification, off the async workers.
 //! - [`login_limits`]: failed logins counted per username and client address in the database,
 //!   so every gateway instance shares one limit.
-//! - [`store`]: the SQLite tables; every change and its event in one transaction.
+//! - [`store`]: the staff tables on SQLite or PostgreSQL; every change and its event in one
+//!   transaction.
 //! - [`commands`]: the NATS command handlers, including `authenticate`.
 //! - [`bootstrap`]: the first administrator account.
 //! - [`startup`]: configuration and the [`StaffService`] component (`hospital serve staff`).

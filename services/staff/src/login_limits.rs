@@ -13,18 +13,21 @@
 //! per gateway (DESIGN.md, "Scaling past one machine").
 //!
 //! **Check, then count, then verify.** [`FailedLogins::admit`] first reads the counts (a
-//! refused attempt costs a read, no write and no hash), then, in one write transaction on the
-//! service's single writer, counts again and records the attempt as a failure before its
-//! password is checked; [`FailedLogins::forgive`] deletes that row again when the password was
-//! right. Because the count and the record are one transaction and SQLite has one writer,
-//! concurrent attempts are serialised: at most `limit` attempts per username (and per address)
-//! are ever let through per window, however many arrive at once. The one way past it: a
-//! successful login forgives the username's failures, including attempts still being checked
-//! at that moment, so when the rightful owner logs in during a burst, up to `limit - 1`
-//! attempts that were in flight then are no longer counted (and the attacker does not choose
-//! when that happens). On PostgreSQL (several instances) the same count-and-record must run
-//! under a lock on the username and address (an advisory transaction lock, say) to keep this
-//! bound.
+//! refused attempt costs a read, no write and no hash), then, in one write transaction, counts
+//! again and records the attempt as a failure before its password is checked;
+//! [`FailedLogins::forgive`] deletes that row again when the password was right. The count and
+//! the record are one transaction under a lock, so concurrent attempts for one username (or one
+//! address) are serialised: on SQLite the service's single writer, on PostgreSQL (several
+//! instances sharing the table) transaction-scoped advisory locks on the username and on the
+//! address, taken in that order. So at most `limit` attempts per username (and per address) are
+//! ever let through per window, however many arrive at once, through however many instances.
+//! The one way past it: a successful login forgives the username's failures, including attempts
+//! still being checked at that moment, so when the rightful owner logs in during a burst, up to
+//! `limit - 1` attempts that were in flight then are no longer counted (and the attacker does
+//! not choose when that happens).
+//!
+//! Each backend's statements are in its submodule, `sqlite` and `postgres`; the limits, the keys
+//! and the waits are shared.
 //!
 //! **Bounded table.** Every recorded attempt also deletes up to [`PURGE_BATCH`] rows that have
 //! left the window, so the table holds about one window's failures, and a burst's leftovers are
@@ -36,10 +39,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kit::config::{self, ConfigError, write_setting};
-use kit::events::storage_failure;
-use kit::group_commit::{Db, WriteError, Writer};
+use kit::database::Database;
 use shared_events::ServiceError;
-use sqlx::SqlitePool;
+
+mod postgres;
+mod sqlite;
 
 pub const MAX_FAILURES_VAR: &str = "HOSPITAL_LOGIN_MAX_FAILURES";
 pub const MAX_FAILURES_PER_ADDRESS_VAR: &str = "HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS";
@@ -147,30 +151,19 @@ pub struct Attempt {
     username: String,
 }
 
-/// The failed logins of this service's database.
+/// The failed logins of this service's database, on either backend. Cheap to clone.
 #[derive(Clone)]
 pub struct FailedLogins {
-    /// Reads (the check before the write).
-    pool: SqlitePool,
-    /// The database's one group committer: recording and forgiving go through it.
-    writer: Writer,
+    /// On SQLite, reads use its pool and recording and forgiving go through its one group
+    /// committer; on PostgreSQL, each write is its own transaction.
+    database: Database,
     limits: LoginLimits,
 }
 
-/// The `limit`-th most recent failure of one username still in the window: when there is one,
-/// the username is at its limit until that failure leaves the window. Shared by the read
-/// (sqlx) and the write (rusqlite); SQLite numbers `?N` parameters the same for both.
-const NTH_RECENT_BY_USERNAME: &str = "SELECT failed_at FROM login_failures
-     WHERE username = ?1 AND failed_at > ?2 ORDER BY failed_at DESC LIMIT 1 OFFSET ?3";
-/// The same for one client address.
-const NTH_RECENT_BY_ADDRESS: &str = "SELECT failed_at FROM login_failures
-     WHERE address = ?1 AND failed_at > ?2 ORDER BY failed_at DESC LIMIT 1 OFFSET ?3";
-
 impl FailedLogins {
-    pub fn new(pool: SqlitePool, writer: Writer, limits: LoginLimits) -> Self {
+    pub fn new(database: &Database, limits: LoginLimits) -> Self {
         FailedLogins {
-            pool,
-            writer,
+            database: database.clone(),
             limits,
         }
     }
@@ -202,26 +195,12 @@ impl FailedLogins {
         if let Some(wait) = self.wait_of(&key).await? {
             return Err(too_many_failures(wait));
         }
-        let decided = self
-            .writer
-            .write(move |db| -> Result<_, WriteError> {
-                purge_expired(db, key.cutoff_ms)?;
-                // Counted again inside the write: another attempt may have been recorded since
-                // the read, here or through another gateway.
-                if let Some(wait) = key.wait_in(db)? {
-                    return Ok(Err(wait));
-                }
-                db.prepare_cached(
-                    "INSERT INTO login_failures (username, address, failed_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute((&key.username, &key.address, key.now_ms))?;
-                Ok(Ok(Attempt {
-                    id: db.last_insert_rowid(),
-                    username: key.username,
-                }))
-            })
-            .await
-            .map_err(ServiceError::from)?;
+        // Counted again inside the write: another attempt may have been recorded since the
+        // read, here or through another gateway (or, on PostgreSQL, another instance).
+        let decided = match &self.database {
+            Database::Sqlite { writer, .. } => sqlite::record(writer, key).await?,
+            Database::Postgres(pool) => postgres::record(pool, key).await?,
+        };
         decided.map_err(too_many_failures)
     }
 
@@ -229,21 +208,10 @@ impl FailedLogins {
     /// failures are forgiven. The address keeps its count: one good account must not reset
     /// the count of guesses at others.
     pub async fn forgive(&self, attempt: Attempt) -> Result<(), ServiceError> {
-        self.writer
-            .write(move |db| -> Result<(), WriteError> {
-                db.prepare_cached("DELETE FROM login_failures WHERE id = ?1")?
-                    .execute([attempt.id])?;
-                // Without a username or an address a row counts for no one.
-                db.prepare_cached(
-                    "DELETE FROM login_failures WHERE username = ?1 AND address IS NULL",
-                )?
-                .execute([&attempt.username])?;
-                db.prepare_cached("UPDATE login_failures SET username = NULL WHERE username = ?1")?
-                    .execute([&attempt.username])?;
-                Ok(())
-            })
-            .await
-            .map_err(ServiceError::from)
+        match &self.database {
+            Database::Sqlite { writer, .. } => sqlite::forgive(writer, attempt).await,
+            Database::Postgres(pool) => postgres::forgive(pool, attempt).await,
+        }
     }
 
     /// How long `username` or `address` must wait before an attempt is let through, as at
@@ -260,26 +228,26 @@ impl FailedLogins {
 
     /// How many rows the table holds (expired ones included): for tests and diagnostics.
     pub async fn rows(&self) -> Result<i64, ServiceError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(storage_failure)
+        match &self.database {
+            Database::Sqlite { pool, .. } => sqlite::rows(pool).await,
+            Database::Postgres(pool) => postgres::rows(pool).await,
+        }
     }
 
     async fn wait_of(&self, key: &Key) -> Result<Option<Duration>, ServiceError> {
-        let mut oldest_counted = Vec::with_capacity(2);
-        for (sql, value, limit) in key.lookups() {
-            let found: Option<i64> = sqlx::query_scalar(sql)
-                .bind(value)
-                .bind(key.cutoff_ms)
-                .bind(i64::from(limit) - 1)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage_failure)?;
-            oldest_counted.extend(found);
+        match &self.database {
+            Database::Sqlite { pool, .. } => sqlite::wait_of(pool, key).await,
+            Database::Postgres(pool) => postgres::wait_of(pool, key).await,
         }
-        Ok(key.wait_for(oldest_counted))
     }
+}
+
+/// A backend's two queries for the `limit`-th most recent failure of one username (or one
+/// address) still in the window: when there is one, the key is at its limit until that failure
+/// leaves the window. Parameters: the value, the cutoff in milliseconds, `limit - 1`.
+struct NthRecent {
+    by_username: &'static str,
+    by_address: &'static str,
 }
 
 /// One attempt's keys and times.
@@ -309,31 +277,18 @@ impl Key {
         }
     }
 
-    /// Each counted key: its query, its value and its limit.
-    fn lookups(&self) -> impl Iterator<Item = (&'static str, &str, u32)> {
+    /// Each counted key: its query (of `queries`), its value and its limit.
+    fn lookups(&self, queries: &NthRecent) -> impl Iterator<Item = (&'static str, &str, u32)> {
         let username = (
-            NTH_RECENT_BY_USERNAME,
+            queries.by_username,
             self.username.as_str(),
             self.limits.per_username,
         );
         let address = self
             .address
             .as_deref()
-            .map(|a| (NTH_RECENT_BY_ADDRESS, a, self.limits.per_address));
+            .map(|a| (queries.by_address, a, self.limits.per_address));
         std::iter::once(username).chain(address)
-    }
-
-    /// [`FailedLogins::wait_of`] inside a write transaction.
-    fn wait_in(&self, db: &Db) -> rusqlite::Result<Option<Duration>> {
-        let mut oldest_counted = Vec::with_capacity(2);
-        for (sql, value, limit) in self.lookups() {
-            let mut statement = db.prepare_cached(sql)?;
-            let mut rows = statement.query((value, self.cutoff_ms, i64::from(limit) - 1))?;
-            if let Some(row) = rows.next()? {
-                oldest_counted.push(row.get(0)?);
-            }
-        }
-        Ok(self.wait_for(oldest_counted))
     }
 
     /// The wait until every key at its limit has a failure leave the window (at least a
@@ -345,21 +300,20 @@ impl Key {
     }
 }
 
-/// Deletes up to [`PURGE_BATCH`] failures that left the window at `cutoff_ms`, oldest first.
-fn purge_expired(db: &Db, cutoff_ms: i64) -> rusqlite::Result<usize> {
-    db.prepare_cached(
-        "DELETE FROM login_failures WHERE id IN
-           (SELECT id FROM login_failures WHERE failed_at <= ?1 ORDER BY failed_at LIMIT ?2)",
-    )?
-    .execute((cutoff_ms, PURGE_BATCH))
-}
-
-/// As logins are looked up: trimmed, lower case; and bounded.
+/// As logins are looked up: trimmed, lower case; and bounded. A NUL (which PostgreSQL text
+/// cannot hold, and no username has) is counted as U+FFFD, so both backends count the same key.
 fn normalise(username: &str) -> String {
     username
         .trim()
         .to_lowercase()
         .chars()
+        .map(|c| {
+            if c == '\0' {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
         .take(MAX_USERNAME_CHARS)
         .collect()
 }
@@ -418,6 +372,7 @@ mod tests {
     fn usernames_are_counted_as_logins_are_looked_up_and_bounded() {
         assert_eq!(normalise("  Ada.Lovelace "), "ada.lovelace");
         assert_eq!(normalise(&"x".repeat(10_000)).len(), MAX_USERNAME_CHARS);
+        assert_eq!(normalise("Ada\0"), "ada\u{FFFD}");
     }
 
     #[test]

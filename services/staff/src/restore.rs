@@ -12,7 +12,8 @@ use shared_events::staff::Staff;
 use shared_events::{Aggregate, EventEnvelope};
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::store::{HashUpdate, STAFF, write_row};
+use crate::store::sqlite::write_row;
+use crate::store::{HashUpdate, STAFF};
 
 /// Not a PHC string: argon2 refuses to verify any password against it.
 pub const RESTORED_HASH: &str = "!restored-without-password";

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::{self, ConfigError, write_setting};
-use kit::database::Migrations;
 use kit::runtime::{BoxError, Component};
 use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
@@ -13,14 +12,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, StaffCommands};
 use crate::login_limits::{FailedLogins, LoginLimits};
-use crate::store::{MIGRATOR, StaffStore};
+use crate::store::{MIGRATIONS, StaffStore};
 use crate::{bootstrap, passwords};
 
 pub const DATABASE_VAR: &str = "DATABASE_URL_STAFF";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The settings of every owning service; the database in `DATABASE_URL_STAFF`.
+    /// The settings of every owning service; the database in `DATABASE_URL_STAFF` (default
+    /// `sqlite://<data dir>/staff.db`; `postgres://...` for PostgreSQL).
     pub service: ServiceConfig,
     /// `HOSPITAL_ADMIN_PASSWORD`: the first administrator's password (used only when no
     /// administrator exists yet). Unset: a password is generated and printed once.
@@ -72,15 +72,10 @@ impl Component for StaffService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(
-            &config.service,
-            Migrations::sqlite_only(service::STAFF, DATABASE_VAR, &MIGRATOR),
-        )
-        .await?;
-        let (pool, writer) = base.sqlite()?;
+        let base = ServiceBase::start(&config.service, MIGRATIONS).await?;
         let commands = Arc::new(StaffCommands {
-            store: StaffStore::new(pool.clone(), writer.clone()),
-            failed_logins: FailedLogins::new(pool, writer, config.login_limits),
+            store: StaffStore::new(&base.database),
+            failed_logins: FailedLogins::new(&base.database, config.login_limits),
             publisher: base.publisher.clone(),
         });
         if let Some(password) =

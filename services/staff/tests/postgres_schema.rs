@@ -1,7 +1,7 @@
 //! The staff service's PostgreSQL schema (migrations/staff/postgres) on a real server: it
 //! applies, applies again as a no-op, and refuses what the SQLite schema refuses: a username
 //! without a password hash (or the reverse), one username for two active staff members, an
-//! unknown role. The PostgreSQL store is not written yet (issue #9).
+//! unknown role. The store on it is tested in `store.rs` and `login_limits.rs`.
 
 use kit::postgres_test::{
     FreshDatabase, refused,

@@ -1,28 +1,18 @@
-//! The staff service's tables (SQLite). Every change writes the staff row, its search words and
-//! its event (the outbox row) in one immediate transaction.
+//! The staff store on SQLite. Every change writes the staff row, its search words and its event
+//! (the outbox row) in one immediate transaction.
 
 use kit::RequestContext;
 use kit::events::{format_timestamp, new_event, parse_timestamp, storage_failure};
 use kit::group_commit::{Db, WriteError, Writer};
 use kit::idempotency;
-use kit::listing::{SearchableTable, into_page};
+use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use shared_events::staff::{Staff, StaffRole};
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/staff/sqlite");
-
-const COLUMNS: &str = "id, name, role, specialization, phone, email, username, version, created_at, updated_at, deleted_at";
-
-pub(crate) const STAFF: SearchableTable = SearchableTable {
-    table: "staff",
-    columns: COLUMNS,
-    words_table: "staff_name_words",
-    words_owner: "staff_id",
-    exact_column: Some("username"),
-};
+use super::{Account, Committed, HashUpdate, STAFF, username_taken};
 
 #[derive(sqlx::FromRow)]
 struct StaffRow {
@@ -40,7 +30,7 @@ struct StaffRow {
 }
 
 impl StaffRow {
-    /// The row as read inside a write, columns in [`COLUMNS`] order.
+    /// The row as read inside a write, columns in [`super::COLUMNS`] order.
     fn from_handle(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(StaffRow {
             id: row.get(0)?,
@@ -84,40 +74,18 @@ impl StaffRow {
     }
 }
 
-/// What the store does with the password hash as part of a change.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HashUpdate {
-    Keep,
-    Clear,
-    /// An argon2id PHC string.
-    Set(String),
-}
-
-/// A committed change: the new state and the event to publish.
-pub struct Committed {
-    pub staff: Staff,
-    pub event: Option<OutboxRow>,
-}
-
-/// A login that may be checked: the hash and who it belongs to.
-pub struct Account {
-    pub staff_id: Uuid,
-    pub name: String,
-    pub role: StaffRole,
-    pub password_hash: String,
-}
-
+/// The staff tables of one SQLite database. Cheap to clone (the pool is shared).
 #[derive(Clone)]
-pub struct StaffStore {
+pub struct SqliteStaff {
     pool: SqlitePool,
     /// Every change goes through the group committer (see `kit::group_commit`).
     writer: Writer,
 }
 
-impl StaffStore {
-    /// `writer` is the database's one group committer (`ServiceBase::writer`).
+impl SqliteStaff {
+    /// `writer` is the database's one group committer (`kit::database::Database::Sqlite`).
     pub fn new(pool: SqlitePool, writer: Writer) -> Self {
-        StaffStore { writer, pool }
+        SqliteStaff { writer, pool }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -287,10 +255,7 @@ fn update_staff(
 /// A taken username is the client's conflict; anything else is ours.
 fn username_conflict(error: WriteError, username: Option<&str>) -> ServiceError {
     if error.is_unique_violation() {
-        return ServiceError::conflict(format!(
-            "the username {:?} is already taken",
-            username.unwrap_or_default()
-        ));
+        return username_taken(username);
     }
     error.into()
 }
