@@ -1,4 +1,4 @@
-//! The directory tables on PostgreSQL (migrations/<service>/postgres): ids as uuid, `deleted`
+//! The directory tables on PostgreSQL (`migrations/<service>/postgres`): ids as uuid, `deleted`
 //! as a boolean.
 
 use std::collections::HashMap;

@@ -67,7 +67,7 @@ pub trait ReadModelDb: sqlx::Database + sealed::Sealed {
         consumer: &'c str,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'c;
 
-    /// Writes a parked event (see [`Parked`]).
+    /// Writes a parked event: its row in `read_model_parked`.
     fn park<'c>(
         conn: &'c mut Self::Connection,
         parked: Parked<'c>,
