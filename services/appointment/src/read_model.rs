@@ -40,7 +40,9 @@ impl Projection for PeopleProjection {
         event: &EventEnvelope,
     ) -> Result<Vec<OutboxRow>, sqlx::Error> {
         // A redelivered or older event changes nothing, so it cancels nothing either.
-        if directory::apply(conn, event).await? != Applied::Changed || event.verb() != "deleted" {
+        if directory::sqlite::apply(conn, event).await? != Applied::Changed
+            || event.verb() != "deleted"
+        {
             return Ok(Vec::new());
         }
         let (party, reason) = match event.aggregate {
@@ -89,17 +91,17 @@ impl Projection for PeopleProjection {
         let mut run = Vec::new();
         for event in events {
             if event.verb() == "deleted" {
-                directory::apply_many(&mut *conn, &run).await?;
+                directory::sqlite::apply_many(&mut *conn, &run).await?;
                 run.clear();
                 self.apply(&mut *conn, event).await?;
             } else {
                 run.push(*event);
             }
         }
-        directory::apply_many(conn, &run).await
+        directory::sqlite::apply_many(conn, &run).await
     }
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        directory::reset(conn).await
+        directory::sqlite::reset(conn).await
     }
 }

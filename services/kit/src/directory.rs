@@ -7,7 +7,13 @@
 //!
 //! A service with a directory has these tables in its migrations:
 //! `directory_patients(id TEXT PRIMARY KEY, name TEXT, deleted INTEGER, version INTEGER)` and
-//! `directory_staff(id TEXT PRIMARY KEY, name TEXT, role TEXT, deleted INTEGER, version INTEGER)`.
+//! `directory_staff(id TEXT PRIMARY KEY, name TEXT, role TEXT, deleted INTEGER, version INTEGER)`
+//! (on PostgreSQL `id` is a uuid, `deleted` a boolean, `version` a bigint). Applying events is
+//! written once per backend, in [`sqlite`] and [`postgres`] (for each backend's projections);
+//! the lookups ([`Directory`]) serve both.
+
+pub mod postgres;
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -17,7 +23,7 @@ use shared_events::patient::Patient;
 use shared_events::staff::{Staff, StaffRole};
 use shared_events::subjects::events_of;
 use shared_events::{Aggregate, EventEnvelope, ServiceError};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 use uuid::Uuid;
 
 use crate::events::storage_failure;
@@ -59,111 +65,36 @@ pub enum Applied {
     Skipped,
 }
 
-/// Applies a patient or staff event; other events are [`Applied::Skipped`].
-pub async fn apply(
-    conn: &mut SqliteConnection,
-    event: &EventEnvelope,
-) -> Result<Applied, sqlx::Error> {
-    let result = match event.aggregate {
-        Aggregate::Patient => {
-            let patient = decode::<Patient>(event, "patient")?;
-            sqlx::query(
-                "INSERT INTO directory_patients (id, name, deleted, version) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, deleted = excluded.deleted,
-                                                version = excluded.version
-                 WHERE excluded.version > directory_patients.version",
-            )
-            .bind(patient.id.to_string())
-            .bind(&patient.name)
-            .bind(patient.deleted_at.is_some())
-            .bind(event.aggregate_version)
-            .execute(conn)
-            .await?
-        }
-        Aggregate::Staff => {
-            let staff = decode::<Staff>(event, "staff member")?;
-            sqlx::query(
-                "INSERT INTO directory_staff (id, name, role, deleted, version) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
-                                                deleted = excluded.deleted, version = excluded.version
-                 WHERE excluded.version > directory_staff.version",
-            )
-            .bind(staff.id.to_string())
-            .bind(&staff.name)
-            .bind(staff.role.as_str())
-            .bind(staff.deleted_at.is_some())
-            .bind(event.aggregate_version)
-            .execute(conn)
-            .await?
-        }
-        Aggregate::Appointment | Aggregate::Record => return Ok(Applied::Skipped),
-    };
-    Ok(if result.rows_affected() > 0 {
-        Applied::Changed
-    } else {
-        Applied::Skipped
+/// An event's `data`, decoded for the directory.
+enum Decoded {
+    Patient(Patient),
+    Staff(Staff),
+    /// Not a patient or staff event: nothing for the directory.
+    Other,
+}
+
+fn decode_event(event: &EventEnvelope) -> Result<Decoded, sqlx::Error> {
+    Ok(match event.aggregate {
+        Aggregate::Patient => Decoded::Patient(decode(event, "patient")?),
+        Aggregate::Staff => Decoded::Staff(decode(event, "staff member")?),
+        Aggregate::Appointment | Aggregate::Record => Decoded::Other,
     })
 }
 
-/// Applies many patient and staff events in order, in a few multi-row statements (a rebuild):
-/// the same result as [`apply`] on each, since every row keeps its newest version. Other
-/// events are ignored.
-pub async fn apply_many(
-    conn: &mut SqliteConnection,
-    events: &[&EventEnvelope],
-) -> Result<(), sqlx::Error> {
-    const ROWS: usize = 200;
+/// The patients and staff members of `events`, in order, each with its event's version.
+type PeopleEvents = (Vec<(Patient, i64)>, Vec<(Staff, i64)>);
+
+fn decode_events(events: &[&EventEnvelope]) -> Result<PeopleEvents, sqlx::Error> {
     let mut patients = Vec::new();
     let mut staff = Vec::new();
     for event in events {
-        match event.aggregate {
-            Aggregate::Patient => {
-                let patient = decode::<Patient>(event, "patient")?;
-                patients.push((patient, event.aggregate_version));
-            }
-            Aggregate::Staff => {
-                let member = decode::<Staff>(event, "staff member")?;
-                staff.push((member, event.aggregate_version));
-            }
-            Aggregate::Appointment | Aggregate::Record => {}
+        match decode_event(event)? {
+            Decoded::Patient(patient) => patients.push((patient, event.aggregate_version)),
+            Decoded::Staff(member) => staff.push((member, event.aggregate_version)),
+            Decoded::Other => {}
         }
     }
-    for chunk in patients.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO directory_patients (id, name, deleted, version) ",
-        );
-        sql.push_values(chunk, |mut row, (patient, version)| {
-            row.push_bind(patient.id.to_string())
-                .push_bind(&patient.name)
-                .push_bind(patient.deleted_at.is_some())
-                .push_bind(*version);
-        });
-        sql.push(
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, deleted = excluded.deleted,
-                                            version = excluded.version
-              WHERE excluded.version > directory_patients.version",
-        );
-        sql.build().execute(&mut *conn).await?;
-    }
-    for chunk in staff.chunks(ROWS) {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO directory_staff (id, name, role, deleted, version) ",
-        );
-        sql.push_values(chunk, |mut row, (member, version)| {
-            row.push_bind(member.id.to_string())
-                .push_bind(&member.name)
-                .push_bind(member.role.as_str())
-                .push_bind(member.deleted_at.is_some())
-                .push_bind(*version);
-        });
-        sql.push(
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role,
-                                            deleted = excluded.deleted, version = excluded.version
-              WHERE excluded.version > directory_staff.version",
-        );
-        sql.build().execute(&mut *conn).await?;
-    }
-    Ok(())
+    Ok((patients, staff))
 }
 
 /// Decodes an event's `data` (without copying it). A failure is `sqlx::Error::Decode`, which
@@ -184,28 +115,40 @@ pub fn decode<'a, T: Deserialize<'a>>(
     })
 }
 
-/// Empties the directory tables (a rebuild starts from nothing).
-pub async fn reset(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM directory_patients")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM directory_staff")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// The directory tables to read, on either backend.
+#[derive(Clone)]
+pub enum DirectoryTables {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl From<SqlitePool> for DirectoryTables {
+    fn from(pool: SqlitePool) -> Self {
+        DirectoryTables::Sqlite(pool)
+    }
+}
+
+impl From<PgPool> for DirectoryTables {
+    fn from(pool: PgPool) -> Self {
+        DirectoryTables::Postgres(pool)
+    }
 }
 
 /// Looks people up in the directory, waiting for the read-model to catch up when an id is not
 /// known yet (read-your-writes for a client that has just created it).
 #[derive(Clone)]
 pub struct Directory {
-    pool: SqlitePool,
+    tables: DirectoryTables,
     catch_up: CatchUp,
 }
 
 impl Directory {
-    pub fn new(pool: SqlitePool, catch_up: CatchUp) -> Self {
-        Directory { pool, catch_up }
+    /// The directory in `tables` (a SQLite or PostgreSQL pool).
+    pub fn new(tables: impl Into<DirectoryTables>, catch_up: CatchUp) -> Self {
+        Directory {
+            tables: tables.into(),
+            catch_up,
+        }
     }
 
     pub async fn patient(&self, id: Uuid) -> Result<Option<KnownPatient>, ServiceError> {
@@ -226,12 +169,11 @@ impl Directory {
 
     /// What the directory holds right now, without waiting.
     pub async fn patient_now(&self, id: Uuid) -> Result<Option<KnownPatient>, ServiceError> {
-        let row: Option<(String, bool, i64)> =
-            sqlx::query_as("SELECT name, deleted, version FROM directory_patients WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage_failure)?;
+        let row = match &self.tables {
+            DirectoryTables::Sqlite(pool) => sqlite::patient(pool, id).await,
+            DirectoryTables::Postgres(pool) => postgres::patient(pool, id).await,
+        }
+        .map_err(storage_failure)?;
         Ok(row.map(|(name, deleted, version)| KnownPatient {
             id,
             name,
@@ -241,12 +183,10 @@ impl Directory {
     }
 
     pub async fn staff_now(&self, id: Uuid) -> Result<Option<KnownStaff>, ServiceError> {
-        let row: Option<(String, String, bool, i64)> = sqlx::query_as(
-            "SELECT name, role, deleted, version FROM directory_staff WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await
+        let row = match &self.tables {
+            DirectoryTables::Sqlite(pool) => sqlite::staff(pool, id).await,
+            DirectoryTables::Postgres(pool) => postgres::staff(pool, id).await,
+        }
         .map_err(storage_failure)?;
         row.map(|(name, role, deleted, version)| {
             let role =

@@ -1,4 +1,5 @@
-//! Read-models fed by a durable JetStream consumer (DESIGN.md, "Reads across services").
+//! Read-models fed by a durable JetStream consumer (DESIGN.md, "Reads across services"), on
+//! SQLite or PostgreSQL.
 //!
 //! A service that needs another service's data keeps its own tables of it, built from
 //! `HOSPITAL_EVENTS`. The [`ReadModel`] runner consumes the events with one durable consumer per
@@ -8,23 +9,31 @@
 //! commit and ack only causes a redelivery, which the projection's version check turns into a
 //! no-op. [`rebuild`] and [`restore`] (in `rebuild.rs`) rebuild from the stream's first event.
 //!
-//! [`CatchUp`] answers "have I seen everything up to now?": it looks up the stream's last sequence
-//! and waits (bounded) until the runner has handled it. A service
+//! One consumer per service, also across instances: on PostgreSQL several instances share the
+//! database and the consumer name, and only the one holding the consumer's session advisory
+//! lock consumes; the others try again every second and take over when its session ends
+//! (`postgres.rs`). On SQLite there is one instance (its file lock refuses a second), which
+//! always leads (`sqlite.rs`). What differs per backend is behind [`ReadModelDb`] (`backend.rs`).
+//!
+//! [`CatchUp`] (`catch_up.rs`) answers "have I seen everything up to now?": it looks up the
+//! stream's last sequence and waits (bounded) until the runner has handled it, or, on an
+//! instance that does not lead, until the position the leader stores has reached it. A service
 //! asks it when its read-model does not know an id, so a client that creates a patient and at
 //! once books an appointment for it succeeds.
 //!
 //! Poison events: an event that cannot be applied must neither block the consumer forever nor
 //! vanish. A permanent failure (the payload is not an envelope, or its `data` does not decode)
 //! is parked at once; any other failure is retried (NAK with back-off) and parked on its
-//! [`MAX_DELIVERIES`]th delivery; a transient one (database busy or locked, pool or I/O errors)
-//! is retried for as long as it lasts. Parking writes the event, its error and payload to
-//! `read_model_parked`, stores the position past it in the same transaction, acknowledges it and
-//! logs at error level. [`rebuild`] (`hospital replay`) clears the parked rows and applies them
-//! again like every other event.
+//! [`MAX_DELIVERIES`]th delivery; a transient one (database busy, locked or unreachable, a lost
+//! serialization race or deadlock, pool or I/O errors) is retried for as long as it lasts.
+//! Parking writes the event, its error and payload to `read_model_parked`, stores the position
+//! past it in the same transaction, acknowledges it and logs at error level. [`rebuild`]
+//! (`hospital replay`) clears the parked rows and applies them again like every other event.
 //!
 //! Every service with a read-model has these tables in its migrations:
 //! `read_model_position(consumer TEXT PRIMARY KEY, stream_sequence INTEGER NOT NULL)` and
-//! `read_model_parked(consumer, stream_sequence, subject, event_id, error, payload, parked_at)`.
+//! `read_model_parked(consumer, stream_sequence, subject, event_id, error, payload, parked_at)`
+//! (on PostgreSQL the payload is bytea, byte for byte, and `parked_at` a timestamptz).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,26 +43,36 @@ use async_nats::jetstream::{self, consumer};
 use futures::{FutureExt, StreamExt};
 use shared_events::EventEnvelope;
 use shared_events::subjects::EVENT_STREAM;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Pool, Sqlite};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::EventPublisher;
 use crate::outbox::OutboxRow;
 
+mod backend;
+mod catch_up;
+mod postgres;
 mod rebuild;
+mod sqlite;
+use backend::Parked;
+pub use backend::ReadModelDb;
+pub use catch_up::CatchUp;
+use catch_up::SharedPosition;
+pub use postgres::consumer_lock;
 pub use rebuild::{Progress, REBUILD_BATCH, RebuildError, Rebuilt, rebuild, restore};
 
-/// What a read-model does with one event. `apply` runs inside the runner's transaction; any
+/// What a read-model does with one event, on the backend `DB` (SQLite unless said otherwise;
+/// a type may be a projection on both). `apply` runs inside the runner's transaction; any
 /// events it causes (a cascade) are appended to the outbox in that transaction and returned, and
 /// the runner publishes them after the commit. An event whose `data` cannot be decoded is a
 /// permanent failure: return `sqlx::Error::Decode` and the runner parks it.
 /// `apply` must be idempotent: an event seen again, or one older than what the read-model
 /// holds, changes nothing (compare aggregate versions).
-pub trait Projection: Send + Sync + 'static {
+pub trait Projection<DB: ReadModelDb = Sqlite>: Send + Sync + 'static {
     fn apply(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DB::Connection,
         event: &EventEnvelope,
     ) -> impl Future<Output = Result<Vec<OutboxRow>, sqlx::Error>> + Send;
 
@@ -62,7 +81,7 @@ pub trait Projection: Send + Sync + 'static {
     /// it in fewer statements, with the same result.
     fn apply_batch(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DB::Connection,
         events: &[&EventEnvelope],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         async move {
@@ -78,7 +97,7 @@ pub trait Projection: Send + Sync + 'static {
     /// runner's to reset.
     fn reset(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DB::Connection,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
@@ -87,6 +106,9 @@ pub const MAX_DELIVERIES: i64 = 5;
 
 /// At most this many events already delivered are applied in one transaction by the live runner.
 const LIVE_BATCH: usize = 256;
+
+/// How often an instance that does not lead tries to take the consumer's lock.
+const FOLLOWER_RETRY: Duration = Duration::from_secs(1);
 
 /// How a failure to apply an event is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,9 +130,15 @@ pub fn classify(error: &sqlx::Error) -> FailureKind {
         | sqlx::Error::Io(_)
         | sqlx::Error::WorkerCrashed => FailureKind::Transient,
         sqlx::Error::Database(db) => {
-            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
-            let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
-            if matches!(code & 0xff, 5 | 6) {
+            let transient = match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                Some(pg) => is_transient_sqlstate(pg.code()),
+                None => {
+                    // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+                    let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+                    matches!(code & 0xff, 5 | 6)
+                }
+            };
+            if transient {
                 FailureKind::Transient
             } else {
                 FailureKind::Repeatable
@@ -118,6 +146,18 @@ pub fn classify(error: &sqlx::Error) -> FailureKind {
         }
         _ => FailureKind::Repeatable,
     }
+}
+
+/// The PostgreSQL errors that say nothing of the event: the connection or the server (class 08
+/// connection exceptions, class 53 insufficient resources, a shutdown or restart), or a
+/// concurrent transaction (a serialization failure, a deadlock, a lock not available).
+fn is_transient_sqlstate(code: &str) -> bool {
+    use crate::postgres::sqlstate::{DEADLOCK_DETECTED, SERIALIZATION_FAILURE};
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "55P03")
+        || code == SERIALIZATION_FAILURE
+        || code == DEADLOCK_DETECTED
 }
 
 /// An event that could not be applied, and why.
@@ -136,57 +176,6 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-/// Writes a parked event inside the caller's transaction.
-async fn park_row(
-    conn: &mut SqliteConnection,
-    consumer: &str,
-    sequence: u64,
-    subject: &str,
-    payload: &[u8],
-    error: &str,
-) -> Result<(), sqlx::Error> {
-    let event_id = serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| {
-            v.get("event_id")
-                .and_then(|id| id.as_str())
-                .map(str::to_owned)
-        });
-    sqlx::query(
-        "INSERT INTO read_model_parked (consumer, stream_sequence, subject, event_id, error, payload, parked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (consumer, stream_sequence) DO UPDATE SET error = excluded.error,
-                                                              parked_at = excluded.parked_at",
-    )
-    .bind(consumer)
-    .bind(sequence as i64)
-    .bind(subject)
-    .bind(event_id)
-    .bind(error)
-    .bind(String::from_utf8_lossy(payload).into_owned())
-    .bind(crate::events::format_timestamp(crate::events::now()))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn store_position(
-    conn: &mut SqliteConnection,
-    consumer: &str,
-    sequence: u64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO read_model_position (consumer, stream_sequence) VALUES ($1, $2)
-         ON CONFLICT (consumer) DO UPDATE
-         SET stream_sequence = MAX(stream_sequence, excluded.stream_sequence)",
-    )
-    .bind(consumer)
-    .bind(sequence as i64)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Which events a read-model consumes, under which durable consumer name.
 #[derive(Debug, Clone)]
 pub struct Subscription {
@@ -197,27 +186,34 @@ pub struct Subscription {
 }
 
 /// Runs a projection over the event stream. Owned by the service's run loop.
-pub struct ReadModel<P> {
+pub struct ReadModel<P, DB: ReadModelDb = Sqlite> {
     js: jetstream::Context,
-    pool: SqlitePool,
+    pool: Pool<DB>,
     projection: Arc<P>,
     publisher: EventPublisher,
     subscription: Subscription,
     /// The last stream sequence applied; [`CatchUp`] handles watch it.
     applied: watch::Sender<u64>,
+    /// Whether this instance consumes (holds the lease); [`CatchUp`] handles watch it.
+    leading: watch::Sender<bool>,
+    /// Where the other instances read the position (PostgreSQL): it then also covers the events
+    /// that are not the read-model's own, or they would wait for a position that never comes.
+    shared: Option<SharedPosition>,
 }
 
-impl<P: Projection> ReadModel<P> {
+impl<DB: ReadModelDb, P: Projection<DB>> ReadModel<P, DB> {
     /// Prepares the runner; reads the stored position so [`CatchUp`] is right from the start.
     pub async fn new(
         js: jetstream::Context,
-        pool: SqlitePool,
+        pool: Pool<DB>,
         projection: Arc<P>,
         publisher: EventPublisher,
         subscription: Subscription,
     ) -> Result<Self, sqlx::Error> {
-        let position = stored_position(&pool, &subscription.consumer).await?;
+        let position = DB::stored_position(&pool, &subscription.consumer).await?;
         let (applied, _) = watch::channel(position);
+        let (leading, _) = watch::channel(false);
+        let shared = DB::shared_position(&pool, &subscription.consumer);
         Ok(ReadModel {
             js,
             pool,
@@ -225,6 +221,8 @@ impl<P: Projection> ReadModel<P> {
             publisher,
             subscription,
             applied,
+            leading,
+            shared,
         })
     }
 
@@ -233,20 +231,32 @@ impl<P: Projection> ReadModel<P> {
         CatchUp {
             js: self.js.clone(),
             applied: self.applied.subscribe(),
+            leading: self.leading.subscribe(),
+            shared: self.shared.clone(),
         }
     }
 
-    /// Consumes until `shutdown`. Connection problems are retried with back-off; an event that
-    /// cannot be applied is retried later (not acknowledged) or, when it never can be, parked
-    /// (see the module's documentation); never skipped silently.
+    /// Consumes until `shutdown`, once this instance leads (at once on SQLite; on PostgreSQL
+    /// once it holds the consumer's lock, tried every second). Connection problems are retried
+    /// with back-off, the lease given up meanwhile so a healthy instance can take over; an
+    /// event that cannot be applied is retried later (not acknowledged) or, when it never can
+    /// be, parked (see the module's documentation); never skipped silently.
     pub async fn run(self, shutdown: CancellationToken) {
         const FIRST_RETRY: Duration = Duration::from_millis(100);
         let mut backoff = FIRST_RETRY;
         loop {
+            let Some(mut lease) = self.lead(&shutdown).await else {
+                return;
+            };
             let started = tokio::time::Instant::now();
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                outcome = self.consume() => outcome,
+                _ = shutdown.cancelled() => None,
+                outcome = self.consume(&mut lease) => Some(outcome),
+            };
+            self.leading.send_replace(false);
+            DB::release(lease).await;
+            let Some(outcome) = outcome else {
+                return;
             };
             if let Err(error) = outcome {
                 tracing::warn!(consumer = %self.subscription.consumer, %error, "read-model consumer failed; retrying");
@@ -264,7 +274,44 @@ impl<P: Projection> ReadModel<P> {
         }
     }
 
-    async fn consume(&self) -> Result<(), async_nats::Error> {
+    /// Waits until this instance holds the consumer's lease (`None` at shutdown). While another
+    /// instance leads, this one's [`CatchUp`] reads the position that one stores.
+    async fn lead(&self, shutdown: &CancellationToken) -> Option<DB::Lease> {
+        let consumer = &self.subscription.consumer;
+        let mut standing_by = false;
+        loop {
+            match DB::lead(&self.pool, consumer).await {
+                Ok(Some(lease)) => {
+                    if standing_by {
+                        tracing::info!(%consumer, "taking over the read-model's consumer");
+                    }
+                    // Whatever the former leader applied is this instance's starting point.
+                    match DB::stored_position(&self.pool, consumer).await {
+                        Ok(position) => self.advance_applied(position),
+                        Err(error) => {
+                            tracing::warn!(%consumer, %error, "cannot read the read-model's position")
+                        }
+                    }
+                    self.leading.send_replace(true);
+                    return Some(lease);
+                }
+                Ok(None) if !standing_by => {
+                    standing_by = true;
+                    tracing::info!(%consumer, "another instance consumes the read-model's events; standing by");
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%consumer, %error, "cannot take the read-model's lock; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(FOLLOWER_RETRY) => {}
+            }
+        }
+    }
+
+    async fn consume(&self, lease: &mut DB::Lease) -> Result<(), async_nats::Error> {
         let stream = self.js.get_stream(EVENT_STREAM).await?;
         // One wildcard filter, the wanted subjects picked here: nats-server delivers a consumer
         // with several filter subjects far more slowly on a stream with one subject per
@@ -285,10 +332,19 @@ impl<P: Projection> ReadModel<P> {
             .await?;
         // Everything at or below the ack floor was handled in an earlier run, the events that
         // were not ours included (their handling left no position behind).
-        self.advance_applied(consumer.cached_info().ack_floor.stream_sequence);
+        self.handled_others(lease, consumer.cached_info().ack_floor.stream_sequence)
+            .await?;
         let mut messages = consumer.messages().await?;
         tracing::info!(consumer = %self.subscription.consumer, "read-model consuming");
-        while let Some(first) = messages.next().await {
+        loop {
+            let first = tokio::select! {
+                first = messages.next() => first,
+                // An idle leader notices at once when its lock is gone, and stops consuming.
+                lost = DB::lost(lease) => return Err(lost.into()),
+            };
+            let Some(first) = first else {
+                return Ok(());
+            };
             // With a backlog (a restart after downtime) take what has already arrived, up to
             // `LIVE_BATCH`, and apply it in one transaction; when quiet, one event at a time.
             let mut batch = vec![first?];
@@ -303,27 +359,30 @@ impl<P: Projection> ReadModel<P> {
                     Some(None) | None => break,
                 }
             }
-            self.handle(batch).await?;
+            self.handle(lease, batch).await?;
             if let Some(error) = failed {
                 return Err(error.into());
             }
         }
-        Ok(())
     }
 
     /// Applies the read-model's events of `batch` together when they all apply, else one by
     /// one (to park or retry exactly the one that fails); acknowledges the others unread.
-    async fn handle(&self, batch: Vec<jetstream::Message>) -> Result<(), async_nats::Error> {
+    async fn handle(
+        &self,
+        lease: &mut DB::Lease,
+        batch: Vec<jetstream::Message>,
+    ) -> Result<(), async_nats::Error> {
         let (ours, others): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .partition(|message| self.wants(&message.subject));
-        if ours.len() > 1 && self.apply_together(&ours).await.is_ok() {
+        if ours.len() > 1 && self.apply_together(lease, &ours).await.is_ok() {
             for message in &ours {
                 message.ack().await?;
             }
         } else {
             for message in ours {
-                self.handle_one(message).await?;
+                self.handle_one(lease, message).await?;
             }
         }
         let mut newest_other = 0;
@@ -335,16 +394,39 @@ impl<P: Projection> ReadModel<P> {
         }
         // Everything up to here is handled (ours applied or parked, the rest not ours), which
         // is what `CatchUp` compares with the stream's last sequence.
-        self.advance_applied(newest_other);
+        self.handled_others(lease, newest_other).await?;
+        Ok(())
+    }
+
+    /// Records that everything up to `sequence` is handled, though nothing of ours was applied
+    /// (the events were not the read-model's): here, and where other instances read it.
+    async fn handled_others(
+        &self,
+        lease: &mut DB::Lease,
+        sequence: u64,
+    ) -> Result<(), sqlx::Error> {
+        if sequence == 0 || sequence <= *self.applied.borrow() {
+            return Ok(());
+        }
+        if self.shared.is_some() {
+            let mut tx = DB::begin(lease).await?;
+            DB::store_position(&mut *tx, &self.subscription.consumer, sequence).await?;
+            tx.commit().await?;
+        }
+        self.advance_applied(sequence);
         Ok(())
     }
 
     /// Applies one event; one that fails is retried (NAK) or, when it never can be applied,
     /// parked (see the module's documentation).
-    async fn handle_one(&self, message: jetstream::Message) -> Result<(), async_nats::Error> {
+    async fn handle_one(
+        &self,
+        lease: &mut DB::Lease,
+        message: jetstream::Message,
+    ) -> Result<(), async_nats::Error> {
         let info = message.info()?;
         let (sequence, delivered) = (info.stream_sequence, info.delivered);
-        if let Err(failure) = self.apply(sequence, &message.payload).await {
+        if let Err(failure) = self.apply(lease, sequence, &message.payload).await {
             let park = match failure.kind {
                 FailureKind::Permanent => true,
                 FailureKind::Repeatable => delivered >= MAX_DELIVERIES,
@@ -359,8 +441,14 @@ impl<P: Projection> ReadModel<P> {
                     .await;
                 return Err(failure.error.into());
             }
-            self.park(sequence, &message.subject, &message.payload, &failure.error)
-                .await?;
+            self.park(
+                lease,
+                sequence,
+                &message.subject,
+                &message.payload,
+                &failure.error,
+            )
+            .await?;
         }
         message.ack().await?;
         Ok(())
@@ -369,8 +457,12 @@ impl<P: Projection> ReadModel<P> {
     /// Applies `messages` in one transaction with the position after the newest of them, then
     /// publishes what they caused. Any failure rolls the whole transaction back (the caller
     /// then goes one by one).
-    async fn apply_together(&self, messages: &[jetstream::Message]) -> Result<(), Failure> {
-        let mut tx = crate::sqlite::begin_write(&self.pool).await?;
+    async fn apply_together(
+        &self,
+        lease: &mut DB::Lease,
+        messages: &[jetstream::Message],
+    ) -> Result<(), Failure> {
+        let mut tx = DB::begin(lease).await?;
         let mut caused = Vec::new();
         let mut newest = 0;
         for message in messages {
@@ -388,10 +480,10 @@ impl<P: Projection> ReadModel<P> {
                         error: format!("not an event envelope: {error}"),
                     }
                 })?;
-            caused.extend(self.projection.apply(&mut tx, &event).await?);
+            caused.extend(self.projection.apply(&mut *tx, &event).await?);
             newest = newest.max(sequence);
         }
-        store_position(&mut tx, &self.subscription.consumer, newest).await?;
+        DB::store_position(&mut *tx, &self.subscription.consumer, newest).await?;
         tx.commit().await?;
         self.advance_applied(newest);
         if !caused.is_empty() {
@@ -416,14 +508,19 @@ impl<P: Projection> ReadModel<P> {
     /// below the stored position may never have been applied, and skipping it would lose it for
     /// good; every event goes to the projection, which skips what is not newer than what it
     /// holds (aggregate versions). The position only moves forward.
-    async fn apply(&self, sequence: u64, payload: &[u8]) -> Result<(), Failure> {
-        let mut tx = crate::sqlite::begin_write(&self.pool).await?;
+    async fn apply(
+        &self,
+        lease: &mut DB::Lease,
+        sequence: u64,
+        payload: &[u8],
+    ) -> Result<(), Failure> {
+        let mut tx = DB::begin(lease).await?;
         let event = serde_json::from_slice::<EventEnvelope>(payload).map_err(|error| Failure {
             kind: FailureKind::Permanent,
             error: format!("not an event envelope: {error}"),
         })?;
-        let caused = self.projection.apply(&mut tx, &event).await?;
-        store_position(&mut tx, &self.subscription.consumer, sequence).await?;
+        let caused = self.projection.apply(&mut *tx, &event).await?;
+        DB::store_position(&mut *tx, &self.subscription.consumer, sequence).await?;
         tx.commit().await?;
         self.advance_applied(sequence);
         if !caused.is_empty() {
@@ -431,22 +528,28 @@ impl<P: Projection> ReadModel<P> {
         }
         Ok(())
     }
-}
 
-impl<P: Projection> ReadModel<P> {
     /// Parks the event at `sequence`: its row in `read_model_parked` and the position past it,
     /// in one transaction. The caller then acknowledges it.
     async fn park(
         &self,
+        lease: &mut DB::Lease,
         sequence: u64,
         subject: &str,
         payload: &[u8],
         error: &str,
     ) -> Result<(), sqlx::Error> {
         let consumer = &self.subscription.consumer;
-        let mut tx = crate::sqlite::begin_write(&self.pool).await?;
-        park_row(&mut tx, consumer, sequence, subject, payload, error).await?;
-        store_position(&mut tx, consumer, sequence).await?;
+        let mut tx = DB::begin(lease).await?;
+        let parked = Parked {
+            consumer,
+            sequence,
+            subject,
+            payload,
+            error,
+        };
+        DB::park(&mut *tx, parked).await?;
+        DB::store_position(&mut *tx, consumer, sequence).await?;
         tx.commit().await?;
         tracing::error!(%consumer, sequence, subject, error,
                         "parked an event the read-model cannot apply (see read_model_parked)");
@@ -461,62 +564,6 @@ impl<P: Projection> ReadModel<P> {
             *applied = (*applied).max(sequence);
             newer
         });
-    }
-}
-
-async fn stored_position(pool: &SqlitePool, consumer: &str) -> Result<u64, sqlx::Error> {
-    let position: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(stream_sequence), 0) FROM read_model_position WHERE consumer = $1",
-    )
-    .bind(consumer)
-    .fetch_one(pool)
-    .await?;
-    Ok(position.max(0) as u64)
-}
-
-/// Waits until a read-model has applied every event that exists now. Cheap to clone.
-#[derive(Clone)]
-pub struct CatchUp {
-    js: jetstream::Context,
-    applied: watch::Receiver<u64>,
-}
-
-impl CatchUp {
-    /// The stream's last sequence. The runner handles every event of the stream (it acknowledges
-    /// those that are not its own unread), so this is what it must have reached. Not the last
-    /// sequence among the read-model's own subjects: with one subject per aggregate, nats-server
-    /// finds that by walking every subject that matches, and every booking would then cost
-    /// time in proportion to the number of patients ever registered.
-    async fn target(&self) -> Result<u64, async_nats::Error> {
-        let stream = self.js.get_stream(EVENT_STREAM).await?;
-        Ok(stream.cached_info().state.last_sequence)
-    }
-
-    /// Waits (at most `patience`) until everything in the stream now has been applied. Returns
-    /// whether it got there; either way the caller then decides on what it knows.
-    pub async fn wait(&self, patience: Duration) -> bool {
-        let waiting = async {
-            let target = match self.target().await {
-                Ok(target) => target,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot learn the stream's last sequence");
-                    return false;
-                }
-            };
-            let mut applied = self.applied.clone();
-            applied
-                .wait_for(|position| *position >= target)
-                .await
-                .is_ok()
-        };
-        tokio::time::timeout(patience, waiting)
-            .await
-            .unwrap_or(false)
-    }
-
-    /// The last stream sequence applied.
-    pub fn applied(&self) -> u64 {
-        *self.applied.borrow()
     }
 }
 

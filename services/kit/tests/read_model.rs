@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream;
-use chrono::Utc;
 use kit::EventPublisher;
 use kit::directory::{self, Applied, Directory};
 use kit::nats_server::TestNatsServer;
 use kit::outbox::OutboxRow;
 use kit::read_model::{Projection, ReadModel, Subscription};
-use serde_json::json;
-use shared_events::{Actor, Aggregate, EventEnvelope};
+use shared_events::{Aggregate, EventEnvelope};
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+mod support;
+use support::{Owners, patient_event, publish};
 
 const SCHEMA: &str = "
     CREATE TABLE read_model_position (consumer TEXT PRIMARY KEY, stream_sequence INTEGER NOT NULL);
@@ -40,70 +40,13 @@ impl Projection for CountingDirectory {
             .bind(event.event_id.to_string())
             .execute(&mut *conn)
             .await?;
-        directory::apply(conn, event).await?;
+        directory::sqlite::apply(conn, event).await?;
         Ok(Vec::new())
     }
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        directory::reset(conn).await
+        directory::sqlite::reset(conn).await
     }
-}
-
-fn patient_event(id: Uuid, version: i64, name: &str, deleted: bool) -> EventEnvelope {
-    let now = Utc::now();
-    EventEnvelope {
-        event_id: Uuid::now_v7(),
-        event_type: format!(
-            "patient.{}",
-            if deleted {
-                "deleted"
-            } else if version == 1 {
-                "created"
-            } else {
-                "updated"
-            }
-        ),
-        aggregate: Aggregate::Patient,
-        aggregate_id: id,
-        aggregate_version: version,
-        occurred_at: now,
-        actor: Actor::system(),
-        correlation_id: None,
-        data: json!({"id": id, "mrn": "0000000000", "name": name, "birth_date": "1990-01-01", "sex": "unknown",
-                     "phone": null, "email": null, "address": null, "version": version,
-                     "created_at": now, "updated_at": now, "deleted_at": if deleted { Some(now) } else { None }}),
-    }
-}
-
-/// JetStream as each owning service: only it may publish its aggregate's events.
-struct Owners(Vec<(Aggregate, jetstream::Context)>);
-
-impl Owners {
-    async fn connect(server: &TestNatsServer) -> Self {
-        let mut owners = Vec::new();
-        for aggregate in [Aggregate::Patient, Aggregate::Appointment] {
-            let client = server.connect_as(aggregate.as_str()).await;
-            owners.push((aggregate, jetstream::new(client)));
-        }
-        Owners(owners)
-    }
-}
-
-async fn publish(owners: &Owners, event: &EventEnvelope) -> u64 {
-    let (_, js) = owners
-        .0
-        .iter()
-        .find(|(aggregate, _)| *aggregate == event.aggregate)
-        .expect("a publisher for the event's aggregate");
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", Uuid::now_v7().to_string().as_str());
-    let payload = serde_json::to_vec(event).unwrap();
-    js.publish_with_headers(event.subject(), headers, payload.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence
 }
 
 async fn database() -> (tempfile::TempDir, SqlitePool) {
@@ -227,21 +170,21 @@ async fn applying_the_same_event_twice_changes_nothing() {
     let event = patient_event(id, 1, "Ada", false);
     let mut conn = pool.acquire().await.unwrap();
     assert_eq!(
-        directory::apply(&mut conn, &event).await.unwrap(),
+        directory::sqlite::apply(&mut conn, &event).await.unwrap(),
         Applied::Changed
     );
     assert_eq!(
-        directory::apply(&mut conn, &event).await.unwrap(),
+        directory::sqlite::apply(&mut conn, &event).await.unwrap(),
         Applied::Skipped
     );
     assert_eq!(
-        directory::apply(&mut conn, &patient_event(id, 2, "Ada K", true))
+        directory::sqlite::apply(&mut conn, &patient_event(id, 2, "Ada K", true))
             .await
             .unwrap(),
         Applied::Changed
     );
     assert_eq!(
-        directory::apply(&mut conn, &event).await.unwrap(),
+        directory::sqlite::apply(&mut conn, &event).await.unwrap(),
         Applied::Skipped,
         "an older version is ignored"
     );

@@ -38,7 +38,7 @@ impl Projection for RecordReadModel {
     ) -> Result<Vec<OutboxRow>, sqlx::Error> {
         match event.aggregate {
             Aggregate::Patient | Aggregate::Staff => {
-                directory::apply(conn, event).await?;
+                directory::sqlite::apply(conn, event).await?;
             }
             Aggregate::Appointment => apply_appointment(conn, event).await?,
             Aggregate::Record => {}
@@ -53,7 +53,7 @@ impl Projection for RecordReadModel {
         conn: &mut SqliteConnection,
         events: &[&EventEnvelope],
     ) -> Result<(), sqlx::Error> {
-        directory::apply_many(&mut *conn, events).await?;
+        directory::sqlite::apply_many(&mut *conn, events).await?;
         for event in events {
             if event.aggregate == Aggregate::Appointment {
                 apply_appointment(&mut *conn, event).await?;
@@ -63,7 +63,7 @@ impl Projection for RecordReadModel {
     }
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-        directory::reset(&mut *conn).await?;
+        directory::sqlite::reset(&mut *conn).await?;
         sqlx::query("DELETE FROM known_appointments")
             .execute(conn)
             .await?;

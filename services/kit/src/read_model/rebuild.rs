@@ -1,7 +1,8 @@
 //! Rebuilding from the stream: a read-model from its first event ([`rebuild`], `hospital
 //! replay`) and an owning service's own tables from its own events ([`restore`], `hospital
 //! restore`). Both read with an ordered consumer in a task of their own, so reading and decoding
-//! run beside the database work, and write [`REBUILD_BATCH`] events per transaction.
+//! run beside the database work, and write [`REBUILD_BATCH`] events per transaction. On either
+//! backend ([`ReadModelDb`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -10,12 +11,11 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use shared_events::EventEnvelope;
 use shared_events::subjects::EVENT_STREAM;
-use sqlx::SqlitePool;
+use sqlx::Pool;
+use sqlx::pool::PoolConnection;
 
-use super::{
-    FailureKind, Projection, Subscription, classify, last_sequence, park_row, store_position,
-    subject_matches,
-};
+use super::backend::{Parked, ReadModelDb};
+use super::{FailureKind, Projection, Subscription, classify, last_sequence, subject_matches};
 use crate::EventPublisher;
 
 /// Events applied per transaction during a rebuild.
@@ -59,6 +59,11 @@ pub enum RebuildError {
     Database(#[from] sqlx::Error),
     #[error("event stream {EVENT_STREAM}: {0}")]
     Stream(async_nats::Error),
+    #[error(
+        "another process consumes {consumer} (an instance of the service is running): stop \
+         every instance first"
+    )]
+    Running { consumer: String },
 }
 
 /// One message read for a rebuild.
@@ -75,10 +80,30 @@ struct Read {
 /// ordered (ephemeral) consumer up to the last sequence they had when it started, applies them
 /// [`REBUILD_BATCH`] per transaction with the position in the same transaction, and at the end
 /// publishes whatever the projection put in the outbox. An event that cannot be applied is
-/// parked, as by the runner. The service must not be running (its database lock says so).
-pub async fn rebuild<P: Projection>(
+/// parked, as by the runner. The service must not be running: on SQLite its database lock says
+/// so; on PostgreSQL the rebuild holds the consumer's lock throughout, and is refused
+/// ([`RebuildError::Running`]) while an instance holds it.
+pub async fn rebuild<DB: ReadModelDb, P: Projection<DB>>(
     js: &jetstream::Context,
-    pool: &SqlitePool,
+    pool: &Pool<DB>,
+    projection: &P,
+    subscription: &Subscription,
+    progress: impl FnMut(&Progress),
+) -> Result<Rebuilt, RebuildError> {
+    let consumer = subscription.consumer.as_str();
+    let Some(lease) = DB::lead(pool, consumer).await? else {
+        return Err(RebuildError::Running {
+            consumer: consumer.to_owned(),
+        });
+    };
+    let rebuilt = rebuild_leading(js, pool, projection, subscription, progress).await;
+    DB::release(lease).await;
+    rebuilt
+}
+
+async fn rebuild_leading<DB: ReadModelDb, P: Projection<DB>>(
+    js: &jetstream::Context,
+    pool: &Pool<DB>,
     projection: &P,
     subscription: &Subscription,
     mut progress: impl FnMut(&Progress),
@@ -89,14 +114,9 @@ pub async fn rebuild<P: Projection>(
         .await
         .map_err(RebuildError::Stream)?;
 
-    let mut tx = crate::sqlite::begin_write(pool).await?;
-    projection.reset(&mut tx).await?;
-    for sql in [
-        "DELETE FROM read_model_position WHERE consumer = $1",
-        "DELETE FROM read_model_parked WHERE consumer = $1",
-    ] {
-        sqlx::query(sql).bind(consumer).execute(&mut *tx).await?;
-    }
+    let mut tx = DB::begin_on_pool(pool).await?;
+    projection.reset(&mut *tx).await?;
+    DB::forget(&mut *tx, consumer).await?;
     tx.commit().await?;
 
     let mut rebuilt = Rebuilt::default();
@@ -112,16 +132,7 @@ pub async fn rebuild<P: Projection>(
         let mut batch = Vec::with_capacity(REBUILD_BATCH);
         let mut last_report = Instant::now();
         let mut conn = pool.acquire().await?;
-        // The rebuild can be run again from the start, so it need not wait for the disk on every
-        // batch; the pool's other connections keep `synchronous = FULL`.
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        // A directory of a million people outgrows SQLite's default 2 MB page cache, and every
-        // upsert then reads its B-tree pages back through the kernel.
-        sqlx::query("PRAGMA cache_size = -65536")
-            .execute(&mut *conn)
-            .await?;
+        DB::tune_for_rebuild(&mut *conn).await?;
         while let Some(first) = receiver.recv().await {
             batch.push(first);
             // Fill the batch, waiting a moment for more rather than committing a few at a time.
@@ -146,9 +157,7 @@ pub async fn rebuild<P: Projection>(
                 });
             }
         }
-        sqlx::raw_sql("PRAGMA synchronous = FULL; PRAGMA cache_size = -2000")
-            .execute(&mut *conn)
-            .await?;
+        DB::untune(&mut *conn).await?;
         drop(conn);
         match reader.await {
             Ok(Ok(())) => {}
@@ -156,13 +165,10 @@ pub async fn rebuild<P: Projection>(
             Err(error) => return Err(RebuildError::Stream(error.into())),
         }
     }
-    rebuilt.published = EventPublisher::new(
-        js.clone(),
-        crate::database::Database::from_sqlite_pool(pool.clone()),
-    )
-    .drain()
-    .await
-    .map_err(RebuildError::Stream)?;
+    rebuilt.published = EventPublisher::new(js.clone(), DB::database(pool))
+        .drain()
+        .await
+        .map_err(RebuildError::Stream)?;
     rebuilt.elapsed = started.elapsed();
     Ok(rebuilt)
 }
@@ -230,8 +236,8 @@ async fn read_until(
 /// Applies `batch` in one transaction with the position after it. An event that fails
 /// permanently is parked: the transaction is rolled back and the batch applied again with that
 /// event parked instead. Returns how many were parked.
-async fn apply_batch<P: Projection>(
-    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+async fn apply_batch<DB: ReadModelDb, P: Projection<DB>>(
+    conn: &mut PoolConnection<DB>,
     projection: &P,
     consumer: &str,
     batch: &[Read],
@@ -242,11 +248,11 @@ async fn apply_batch<P: Projection>(
     // fail, undo it and go event by event, to park only what fails.
     if events.iter().all(|event| event.is_ok()) {
         let all: Vec<&EventEnvelope> = events.iter().copied().flatten().collect();
-        let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
-        match projection.apply_batch(&mut tx, &all).await {
+        let mut tx = DB::begin_on(&mut **conn).await?;
+        match projection.apply_batch(&mut *tx, &all).await {
             Ok(()) => {
                 if let Some(last) = batch.last() {
-                    store_position(&mut tx, consumer, last.sequence).await?;
+                    DB::store_position(&mut *tx, consumer, last.sequence).await?;
                 }
                 tx.commit().await?;
                 return Ok(0);
@@ -257,12 +263,12 @@ async fn apply_batch<P: Projection>(
     }
     let mut failed: HashMap<usize, String> = HashMap::new();
     'attempt: loop {
-        let mut tx = sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?;
+        let mut tx = DB::begin_on(&mut **conn).await?;
         for (i, (read, event)) in batch.iter().zip(&events).enumerate() {
             let error = match (failed.get(&i), event) {
                 (Some(error), _) => error.clone(),
                 (None, Err(error)) => error.clone(),
-                (None, Ok(event)) => match projection.apply(&mut tx, event).await {
+                (None, Ok(event)) => match projection.apply(&mut *tx, event).await {
                     Ok(_) => continue,
                     Err(error) if classify(&error) == FailureKind::Transient => {
                         return Err(error);
@@ -275,18 +281,17 @@ async fn apply_batch<P: Projection>(
                     }
                 },
             };
-            park_row(
-                &mut tx,
+            let parked = Parked {
                 consumer,
-                read.sequence,
-                &read.subject,
-                &read.payload,
-                &error,
-            )
-            .await?;
+                sequence: read.sequence,
+                subject: &read.subject,
+                payload: &read.payload,
+                error: &error,
+            };
+            DB::park(&mut *tx, parked).await?;
         }
         if let Some(last) = batch.last() {
-            store_position(&mut tx, consumer, last.sequence).await?;
+            DB::store_position(&mut *tx, consumer, last.sequence).await?;
         }
         tx.commit().await?;
         let mut parked = 0;
@@ -306,9 +311,9 @@ async fn apply_batch<P: Projection>(
 /// consumer up to its last sequence now, and hands each event to `restorer` ([`REBUILD_BATCH`]
 /// per transaction). Any event that cannot be applied stops the restore: a recovered database
 /// must be complete. No position is stored and nothing is published: the events already exist.
-pub async fn restore<P: Projection>(
+pub async fn restore<DB: ReadModelDb, P: Projection<DB>>(
     js: &jetstream::Context,
-    pool: &SqlitePool,
+    pool: &Pool<DB>,
     subject: &str,
     restorer: &P,
     mut progress: impl FnMut(&Progress),
@@ -323,19 +328,19 @@ pub async fn restore<P: Projection>(
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Read>(4 * REBUILD_BATCH);
         let reader = tokio::spawn(read_until(js.clone(), subjects, target, sender));
         let mut last_report = Instant::now();
-        let mut tx = crate::sqlite::begin_write(pool).await?;
+        let mut tx = DB::begin_on_pool(pool).await?;
         let mut in_tx = 0;
         while let Some(read) = receiver.recv().await {
             let event = read.event.map_err(|e| {
                 sqlx::Error::Decode(format!("event at sequence {}: {e}", read.sequence).into())
             })?;
-            restorer.apply(&mut tx, &event).await?;
+            restorer.apply(&mut *tx, &event).await?;
             restored.events += 1;
             restored.last_sequence = read.sequence;
             in_tx += 1;
             if in_tx == REBUILD_BATCH {
                 tx.commit().await?;
-                tx = crate::sqlite::begin_write(pool).await?;
+                tx = DB::begin_on_pool(pool).await?;
                 in_tx = 0;
             }
             if last_report.elapsed() >= Duration::from_secs(1) {
