@@ -12,7 +12,7 @@ use kit::postgres_test::FreshDatabase;
 pub const BACKEND_VAR: &str = "HOSPITAL_TEST_BACKEND";
 
 /// The services whose store has a PostgreSQL implementation; the others stay on SQLite.
-pub const ON_POSTGRES: &[&str] = &["patient", "staff"];
+pub const ON_POSTGRES: &[&str] = &["patient", "staff", "appointment", "record"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestBackend {

@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::ConfigError;
-use kit::database::Migrations;
 use kit::directory::Directory;
-use kit::read_model::ReadModel;
+use kit::read_model::ReadModelOn;
 use kit::runtime::{BoxError, Component};
 use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
@@ -14,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, AppointmentCommands};
 use crate::read_model::{PeopleProjection, subscription};
-use crate::store::{AppointmentStore, MIGRATOR};
+use crate::store::{AppointmentStore, MIGRATIONS};
 
 /// The appointment service's settings: those of every owning service, its database in
-/// `DATABASE_URL_APPOINTMENT` (default `sqlite://<data dir>/appointment.db`).
+/// `DATABASE_URL_APPOINTMENT` (default `sqlite://<data dir>/appointment.db`; `postgres://...`
+/// for PostgreSQL).
 pub type Config = ServiceConfig;
 
 pub const DATABASE_VAR: &str = "DATABASE_URL_APPOINTMENT";
@@ -33,7 +33,7 @@ pub struct AppointmentService {
     base: ServiceBase,
     store: AppointmentStore,
     /// Consumes patient and staff events into the directory tables; runs until shutdown.
-    read_model: ReadModel<PeopleProjection>,
+    read_model: ReadModelOn<PeopleProjection>,
     /// Reads the directory tables, waiting on the read-model when an id is new to it.
     directory: Directory,
 }
@@ -47,22 +47,17 @@ impl Component for AppointmentService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(
-            &config,
-            Migrations::sqlite_only(config.service, DATABASE_VAR, &MIGRATOR),
-        )
-        .await?;
-        let (pool, writer) = base.sqlite()?;
-        let read_model = ReadModel::new(
+        let base = ServiceBase::start(&config, MIGRATIONS).await?;
+        let read_model = ReadModelOn::new(
             base.js.clone(),
-            pool.clone(),
+            &base.database,
             Arc::new(PeopleProjection),
             base.publisher.clone(),
             subscription(),
         )
         .await?;
-        let directory = Directory::new(pool.clone(), read_model.catch_up());
-        let store = AppointmentStore::new(pool.clone(), writer.clone());
+        let directory = Directory::new(&base.database, read_model.catch_up());
+        let store = AppointmentStore::from_database(&base.database);
         Ok(AppointmentService {
             base,
             store,

@@ -43,7 +43,9 @@ impl Clinic {
     /// Applies one event as the read-model runner would: in a write transaction.
     async fn apply(&self, event: &EventEnvelope) -> usize {
         let mut tx = kit::sqlite::begin_write(&self.pool).await.unwrap();
-        let caused = PeopleProjection.apply(&mut tx, event).await.unwrap();
+        let caused = Projection::<sqlx::Sqlite>::apply(&PeopleProjection, &mut tx, event)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         caused.len()
     }

@@ -128,6 +128,15 @@ impl From<SqlitePool> for DirectoryTables {
     }
 }
 
+impl From<&crate::database::Database> for DirectoryTables {
+    fn from(database: &crate::database::Database) -> Self {
+        match database {
+            crate::database::Database::Sqlite { pool, .. } => DirectoryTables::Sqlite(pool.clone()),
+            crate::database::Database::Postgres(pool) => DirectoryTables::Postgres(pool.clone()),
+        }
+    }
+}
+
 impl From<PgPool> for DirectoryTables {
     fn from(pool: PgPool) -> Self {
         DirectoryTables::Postgres(pool)

@@ -52,6 +52,7 @@ use crate::outbox::OutboxRow;
 
 mod backend;
 mod catch_up;
+mod on_database;
 mod postgres;
 mod rebuild;
 mod sqlite;
@@ -59,6 +60,7 @@ use backend::Parked;
 pub use backend::ReadModelDb;
 pub use catch_up::CatchUp;
 use catch_up::SharedPosition;
+pub use on_database::ReadModelOn;
 pub use postgres::consumer_lock;
 pub use rebuild::{Progress, REBUILD_BATCH, RebuildError, Rebuilt, rebuild, restore};
 

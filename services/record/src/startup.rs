@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use kit::command::ServiceSpec;
 use kit::config::ConfigError;
-use kit::database::Migrations;
 use kit::directory::Directory;
-use kit::read_model::ReadModel;
+use kit::read_model::ReadModelOn;
 use kit::runtime::{BoxError, Component};
 use kit::{ServiceBase, ServiceConfig};
 use shared_events::subjects::service;
@@ -14,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commands::{ACTIONS, RecordCommands};
 use crate::read_model::{self, KnownAppointments, RecordReadModel};
-use crate::store::{MIGRATOR, RecordStore};
+use crate::store::{MIGRATIONS, RecordStore};
 
 /// The record service's settings: those of every owning service, its database in
-/// `DATABASE_URL_RECORD` (default `sqlite://<data dir>/record.db`).
+/// `DATABASE_URL_RECORD` (default `sqlite://<data dir>/record.db`; `postgres://...` for
+/// PostgreSQL).
 pub type Config = ServiceConfig;
 
 pub const DATABASE_VAR: &str = "DATABASE_URL_RECORD";
@@ -32,7 +32,7 @@ pub struct RecordService {
     base: ServiceBase,
     store: RecordStore,
     /// Feeds the directory and the known appointments; runs until shutdown.
-    read_model: ReadModel<RecordReadModel>,
+    read_model: ReadModelOn<RecordReadModel>,
     directory: Directory,
     appointments: KnownAppointments,
 }
@@ -46,24 +46,19 @@ impl Component for RecordService {
     }
 
     async fn build(config: Config) -> Result<Self, BoxError> {
-        let base = ServiceBase::start(
-            &config,
-            Migrations::sqlite_only(config.service, DATABASE_VAR, &MIGRATOR),
-        )
-        .await?;
-        let (pool, writer) = base.sqlite()?;
-        let read_model = ReadModel::new(
+        let base = ServiceBase::start(&config, MIGRATIONS).await?;
+        let read_model = ReadModelOn::new(
             base.js.clone(),
-            pool.clone(),
+            &base.database,
             Arc::new(RecordReadModel),
             base.publisher.clone(),
             read_model::subscription(),
         )
         .await?;
         Ok(RecordService {
-            store: RecordStore::new(pool.clone(), writer.clone()),
-            directory: Directory::new(pool.clone(), read_model.catch_up()),
-            appointments: KnownAppointments::new(pool.clone(), read_model.catch_up()),
+            store: RecordStore::from_database(&base.database),
+            directory: Directory::new(&base.database, read_model.catch_up()),
+            appointments: KnownAppointments::new(&base.database, read_model.catch_up()),
             read_model,
             base,
         })

@@ -251,22 +251,18 @@ async fn the_read_model_applies_an_event_once_and_never_goes_back() {
             .unwrap()
     };
     let projection = RecordReadModel;
-    projection
-        .apply(&mut conn, &patient_event(id, 1, "Ada", false))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &patient_event(id, 1, "Ada", false))
         .await
         .unwrap();
-    projection
-        .apply(&mut conn, &patient_event(id, 2, "Ada", true))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &patient_event(id, 2, "Ada", true))
         .await
         .unwrap();
     assert_eq!(row(&mut conn).await, ("Ada".into(), true, 2));
     // The same event again, and an older one arriving late: nothing changes.
-    projection
-        .apply(&mut conn, &patient_event(id, 2, "Ada", true))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &patient_event(id, 2, "Ada", true))
         .await
         .unwrap();
-    projection
-        .apply(&mut conn, &patient_event(id, 1, "Ada", false))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &patient_event(id, 1, "Ada", false))
         .await
         .unwrap();
     assert_eq!(row(&mut conn).await, ("Ada".into(), true, 2));
@@ -284,12 +280,10 @@ async fn the_read_model_applies_an_event_once_and_never_goes_back() {
             data,
         )
     };
-    projection
-        .apply(&mut conn, &booked(2, "cancelled"))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &booked(2, "cancelled"))
         .await
         .unwrap();
-    projection
-        .apply(&mut conn, &booked(1, "booked"))
+    Projection::<sqlx::Sqlite>::apply(&projection, &mut conn, &booked(1, "booked"))
         .await
         .unwrap();
     let known: (String, String, i64) =

@@ -206,8 +206,7 @@ async fn an_event_delivered_twice_changes_nothing() {
     for _ in 0..2 {
         let mut tx = kit::sqlite::begin_write(&db).await.unwrap();
         caused.push(
-            PeopleProjection
-                .apply(&mut tx, &deleted)
+            Projection::<sqlx::Sqlite>::apply(&PeopleProjection, &mut tx, &deleted)
                 .await
                 .unwrap()
                 .len(),

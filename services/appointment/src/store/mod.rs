@@ -12,8 +12,10 @@ pub(crate) mod rows;
 pub mod sqlite;
 
 use kit::RequestContext;
+use kit::database::{Database, Migrations};
 use kit::outbox::OutboxRow;
 use shared_events::appointment::Appointment;
+use shared_events::subjects::service;
 use shared_events::{ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
@@ -28,6 +30,14 @@ pub static MIGRATOR: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/appointment/sqlite");
 pub static PG_MIGRATOR: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/appointment/postgres");
+
+/// The appointment database's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    service: service::APPOINTMENT,
+    database_var: crate::startup::DATABASE_VAR,
+    sqlite: &MIGRATOR,
+    postgres: Some(&PG_MIGRATOR),
+};
 
 /// The message both backends give a booking refused by the database's own overlap rule.
 const OVERLAP: &str =
@@ -57,6 +67,17 @@ impl AppointmentStore {
     /// The store of a SQLite database; `writer` is its one group committer.
     pub fn new(pool: SqlitePool, writer: kit::group_commit::Writer) -> Self {
         AppointmentStore::Sqlite(SqliteAppointments::new(pool, writer))
+    }
+
+    pub fn from_database(database: &Database) -> Self {
+        match database {
+            Database::Sqlite { pool, writer } => {
+                AppointmentStore::new(pool.clone(), writer.clone())
+            }
+            Database::Postgres(pool) => {
+                AppointmentStore::Postgres(PgAppointments::new(pool.clone()))
+            }
+        }
     }
 
     /// Any appointment, cancelled ones included: they stay readable.

@@ -9,8 +9,10 @@ pub mod postgres;
 pub mod sqlite;
 
 use kit::RequestContext;
+use kit::database::{Database, Migrations};
 use kit::outbox::OutboxRow;
 use shared_events::record::{MedicalRecord, RecordVersion};
+use shared_events::subjects::service;
 use shared_events::{ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
@@ -25,6 +27,14 @@ pub(crate) use sqlite::{VersionRepeat, write_current, write_version};
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/record/sqlite");
 pub static PG_MIGRATOR: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/record/postgres");
+
+/// The record database's migrations on both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    service: service::RECORD,
+    database_var: crate::startup::DATABASE_VAR,
+    sqlite: &MIGRATOR,
+    postgres: Some(&PG_MIGRATOR),
+};
 
 const COLUMNS: &str = "id, patient_id, author_id, appointment_id, kind, title, body, diagnoses, vitals, recorded_at, status, version, created_at, updated_at";
 
@@ -45,6 +55,13 @@ impl RecordStore {
     /// The store of a SQLite database; `writer` is its one group committer.
     pub fn new(pool: SqlitePool, writer: kit::group_commit::Writer) -> Self {
         RecordStore::Sqlite(SqliteRecords::new(pool, writer))
+    }
+
+    pub fn from_database(database: &Database) -> Self {
+        match database {
+            Database::Sqlite { pool, writer } => RecordStore::new(pool.clone(), writer.clone()),
+            Database::Postgres(pool) => RecordStore::Postgres(PgRecords::new(pool.clone())),
+        }
     }
 
     /// A record in any status: an entered-in-error record is still shown when asked for by id.
