@@ -1,8 +1,10 @@
 //! Poison events the read-models parked (`read_model_parked`, see `kit::read_model`), read from
-//! the appointment and record databases for `hospital events stats` and `hospital verify`.
+//! the appointment and record databases (on either backend) for `hospital events stats` and
+//! `hospital verify`.
 
 use crate::events::Target;
 use crate::replay::ReadModelService;
+use crate::service_db::ServiceDb;
 
 /// One parked event.
 #[derive(Debug, Clone)]
@@ -33,16 +35,16 @@ pub async fn read(target: &Target) -> Vec<ServiceParked> {
 }
 
 async fn read_one(url: &str) -> Result<Vec<Parked>, String> {
-    let pool = kit::sqlite::open_read_only(url)
+    const SQL: &str = "SELECT consumer, stream_sequence, subject, error FROM read_model_parked
+         ORDER BY consumer, stream_sequence";
+    let database = ServiceDb::open(url)
         .await
-        .map_err(|e| format!("{} ({e})", kit::config::mask_url(url)))?;
-    let rows: Result<Vec<(String, i64, String, String)>, _> = sqlx::query_as(
-        "SELECT consumer, stream_sequence, subject, error FROM read_model_parked
-         ORDER BY consumer, stream_sequence",
-    )
-    .fetch_all(&pool)
-    .await;
-    pool.close().await;
+        .map_err(|e| format!("{} ({e:#})", kit::config::mask_url(url)))?;
+    let rows: Result<Vec<(String, i64, String, String)>, _> = match &database {
+        ServiceDb::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+        ServiceDb::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await,
+    };
+    database.close().await;
     let rows = rows.map_err(|e| e.to_string())?;
     Ok(rows
         .into_iter()

@@ -2,18 +2,21 @@
 //! patients and staff, and the record service's known appointments) from the stream's first
 //! event, with the same code the service runs ([`kit::read_model::rebuild`]).
 //!
-//! The service must be stopped. A directory being rebuilt is half empty for a while, and the
-//! running service would refuse valid bookings and records against it; the single-writer lock
-//! on the service's SQLite database enforces this, so a replay while the service runs fails at
-//! once and says to stop it.
+//! The service must be stopped (every instance of it). A directory being rebuilt is half empty
+//! for a while, and the running service would refuse valid bookings and records against it. On
+//! SQLite the single-writer lock on the service's database enforces this; on PostgreSQL the
+//! read-model consumer's advisory lock does (an instance that consumes holds it). Either way a
+//! replay while the service runs fails at once and says to stop it.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use async_nats::jetstream;
-use kit::read_model::{Progress, Projection, Subscription, rebuild};
+use kit::database::Backend;
+use kit::read_model::{Progress, Projection, ReadModelDb, RebuildError, Subscription, rebuild};
 use sqlx::migrate::Migrator;
+use sqlx::{Pool, Postgres, Sqlite};
 
 use crate::events::Target;
 
@@ -56,6 +59,13 @@ impl ReadModelService {
         }
     }
 
+    pub fn pg_migrator(self) -> &'static Migrator {
+        match self {
+            ReadModelService::Appointment => &appointment_service::store::PG_MIGRATOR,
+            ReadModelService::Record => &record_service::store::PG_MIGRATOR,
+        }
+    }
+
     pub fn subscription(self) -> Subscription {
         match self {
             ReadModelService::Appointment => appointment_service::read_model::subscription(),
@@ -79,7 +89,7 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     let url = args
         .target
         .database_url(service.database_var(), service.name());
-    let pool = open_stopped(service.name(), &url, service.migrator()).await?;
+    let backend = Backend::of_url(&url)?;
     // As the service itself: the replay does its work on its database, and publishes the
     // cancellations it causes as its own events, which the operator user may not.
     let client = args.target.connect_as(service.name()).await?;
@@ -91,27 +101,28 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         kit::config::mask_url(&url),
         subscription.subjects.join(", ")
     );
-    let rebuilt = match service {
-        ReadModelService::Appointment => {
-            replay_with(
-                &js,
-                &pool,
-                &appointment_service::read_model::PeopleProjection,
-                &subscription,
-            )
-            .await
+    let rebuilt = match backend {
+        Backend::Sqlite => {
+            let pool = open_stopped(service.name(), &url, service.migrator()).await?;
+            let rebuilt = replay_on::<Sqlite>(&js, &pool, service, &subscription).await;
+            pool.close().await;
+            rebuilt
         }
-        ReadModelService::Record => {
-            replay_with(
-                &js,
-                &pool,
-                &record_service::read_model::RecordReadModel,
-                &subscription,
-            )
-            .await
+        Backend::Postgres => {
+            let pool = kit::postgres::open(&url, service.pg_migrator())
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the {} database {}",
+                        service.name(),
+                        kit::config::mask_url(&url)
+                    )
+                })?;
+            let rebuilt = replay_on::<Postgres>(&js, &pool, service, &subscription).await;
+            pool.close().await;
+            rebuilt
         }
     }?;
-    pool.close().await;
     println!(
         "replayed {} events in {:.2} s ({:.0} events/s); position {} = stream sequence {}",
         rebuilt.events,
@@ -135,15 +146,46 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn replay_with<P: Projection>(
+/// The replay of `service`'s projection on a database of backend `DB`.
+async fn replay_on<DB: ReadModelDb>(
     js: &jetstream::Context,
-    pool: &sqlx::SqlitePool,
+    pool: &Pool<DB>,
+    service: ReadModelService,
+    subscription: &Subscription,
+) -> anyhow::Result<kit::read_model::Rebuilt>
+where
+    appointment_service::read_model::PeopleProjection: Projection<DB>,
+    record_service::read_model::RecordReadModel: Projection<DB>,
+{
+    match service {
+        ReadModelService::Appointment => {
+            let projection = appointment_service::read_model::PeopleProjection;
+            replay_with(js, pool, &projection, service, subscription).await
+        }
+        ReadModelService::Record => {
+            let projection = record_service::read_model::RecordReadModel;
+            replay_with(js, pool, &projection, service, subscription).await
+        }
+    }
+}
+
+async fn replay_with<DB: ReadModelDb, P: Projection<DB>>(
+    js: &jetstream::Context,
+    pool: &Pool<DB>,
     projection: &P,
+    service: ReadModelService,
     subscription: &Subscription,
 ) -> anyhow::Result<kit::read_model::Rebuilt> {
-    rebuild(js, pool, projection, subscription, print_progress)
-        .await
-        .context("the replay stopped")
+    match rebuild(js, pool, projection, subscription, print_progress).await {
+        Ok(rebuilt) => Ok(rebuilt),
+        Err(RebuildError::Running { .. }) => Err(anyhow::anyhow!(
+            "the {} service is running (an instance consumes its read-model): stop it (every \
+             instance) first; while a read-model is rebuilt the service would refuse valid \
+             requests against it",
+            service.name()
+        )),
+        Err(error) => Err(error).context("the replay stopped"),
+    }
 }
 
 fn print_progress(progress: &Progress) {

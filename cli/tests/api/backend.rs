@@ -103,3 +103,111 @@ pub async fn count_rows(database: &Database, table: &str) -> i64 {
     }
     .expect("the table is readable")
 }
+
+/// A service's database opened beside it by a test, to look at (or tamper with) its tables on
+/// whichever backend it is. Statements are written to run on both where they can.
+pub enum TestDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl TestDb {
+    pub async fn open(databases: &ServiceDatabases, service: &str) -> TestDb {
+        let url = databases.url(service);
+        if databases.is_postgres(service) {
+            TestDb::Postgres(sqlx::PgPool::connect(&url).await.unwrap())
+        } else {
+            TestDb::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap())
+        }
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        let statement = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+            TestDb::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
+    /// The one number `sql` selects.
+    pub async fn number(&self, sql: &str) -> i64 {
+        let statement = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            TestDb::Sqlite(pool) => sqlx::query_scalar(statement).fetch_one(pool).await,
+            TestDb::Postgres(pool) => sqlx::query_scalar(statement).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// The row `sql` selects for the entity `id` (its one parameter).
+    pub async fn by_id<T>(&self, sql: &str, id: uuid::Uuid) -> Option<T>
+    where
+        T: Send + Unpin,
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let statement = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            TestDb::Sqlite(pool) => {
+                sqlx::query_as(statement)
+                    .bind(id.to_string())
+                    .fetch_optional(pool)
+                    .await
+            }
+            TestDb::Postgres(pool) => {
+                sqlx::query_as(statement)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+        .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// Every row of `table` in `order`, each as one line of text, for comparing tables.
+    pub async fn table(&self, table: &str, order: &str) -> Vec<String> {
+        match self {
+            TestDb::Sqlite(pool) => {
+                let sql = format!("SELECT * FROM {table} ORDER BY {order}");
+                sqlite_rows(pool, &sql).await
+            }
+            TestDb::Postgres(pool) => {
+                let sql = format!("SELECT t::text FROM {table} t ORDER BY {order}");
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            TestDb::Sqlite(pool) => pool.close().await,
+            TestDb::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Every row of `sql` on SQLite, its columns joined with `|`.
+pub async fn sqlite_rows(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
+    use sqlx::Row;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| {
+            (0..row.columns().len())
+                .map(|i| {
+                    row.try_get::<Option<String>, _>(i)
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap_or_else(|_| "?".into())
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}

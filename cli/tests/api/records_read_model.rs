@@ -9,35 +9,34 @@ use reqwest::Method;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::TestDb;
 use crate::helpers::{Parts, TestApp, patient_body, record_config, spawn_app, spawn_app_with};
 use crate::records::{create_record, invalid_fields, note, send};
 
 /// The record service's own database, as an operator would inspect it.
-pub async fn record_database(app: &TestApp) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&kit::config::sqlite_url_in(app.data_dir.path(), "record"))
-        .await
-        .unwrap()
+pub async fn record_database(app: &TestApp) -> TestDb {
+    TestDb::open(&app.databases, "record").await
 }
 
 /// The directory row of a patient: (deleted, version).
-async fn directory_row(db: &sqlx::SqlitePool, id: &Value) -> Option<(bool, i64)> {
-    sqlx::query_as("SELECT deleted, version FROM directory_patients WHERE id = $1")
-        .bind(id.as_str().unwrap())
-        .fetch_optional(db)
-        .await
-        .unwrap()
+async fn directory_row(db: &TestDb, id: &Value) -> Option<(bool, i64)> {
+    db.by_id(
+        "SELECT deleted, version FROM directory_patients WHERE id = $1",
+        id.as_str().unwrap().parse().unwrap(),
+    )
+    .await
 }
 
 /// Waits until the record read-model has applied the stream up to `sequence`.
-async fn wait_until_applied(db: &sqlx::SqlitePool, sequence: u64) {
+async fn wait_until_applied(db: &TestDb, sequence: u64) {
     for _ in 0..200 {
-        let position: Option<i64> = sqlx::query_scalar(
-            "SELECT stream_sequence FROM read_model_position WHERE consumer = 'record-read-model'",
-        )
-        .fetch_optional(db)
-        .await
-        .unwrap();
-        if position.is_some_and(|p| p as u64 >= sequence) {
+        let position = db
+            .number(
+                "SELECT COALESCE(MAX(stream_sequence), -1) FROM read_model_position
+                 WHERE consumer = 'record-read-model'",
+            )
+            .await;
+        if position >= 0 && position as u64 >= sequence {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -14,6 +14,7 @@ use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
 use crate::appointments::{Clinic, at};
+use crate::backend::{TestDb, sqlite_rows};
 use crate::helpers::{Parts, TestApp, appointment_config, record_config, spawn_app_with};
 
 /// Runs `hospital <args> --nats-url <test NATS> --data-dir <test data>`, killed if it has not
@@ -60,47 +61,31 @@ pub async fn db(app: &TestApp, service: &str) -> SqlitePool {
         .unwrap()
 }
 
-/// Every row of `sql`, each as one text line, for comparing tables.
+/// Every row of `sql` on SQLite, each as one text line, for comparing tables.
 pub async fn rows(pool: &SqlitePool, sql: &'static str) -> Vec<String> {
-    use sqlx::Row;
-    let rows = sqlx::query(sql).fetch_all(pool).await.unwrap();
-    rows.iter()
-        .map(|row| {
-            (0..row.columns().len())
-                .map(|i| {
-                    row.try_get::<Option<String>, _>(i)
-                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
-                        .or_else(|_| row.try_get::<i64, _>(i).map(|v| v.to_string()))
-                        .unwrap_or_else(|_| "?".into())
-                })
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
+    sqlite_rows(pool, sql).await
 }
 
 /// The read-model tables of a service's database, in a comparable form.
 async fn read_models(app: &TestApp, service: &str) -> Vec<Vec<String>> {
-    let pool = db(app, service).await;
+    let db = TestDb::open(&app.databases, service).await;
     let mut tables = vec![
-        rows(&pool, "SELECT * FROM directory_patients ORDER BY id").await,
-        rows(&pool, "SELECT * FROM directory_staff ORDER BY id").await,
+        db.table("directory_patients", "id").await,
+        db.table("directory_staff", "id").await,
     ];
     if service == "record" {
-        tables.push(rows(&pool, "SELECT * FROM known_appointments ORDER BY id").await);
+        tables.push(db.table("known_appointments", "id").await);
     }
-    pool.close().await;
+    db.close().await;
     tables
 }
 
 async fn position(app: &TestApp, service: &str) -> i64 {
-    let pool = db(app, service).await;
-    let position =
-        sqlx::query_scalar("SELECT COALESCE(MAX(stream_sequence), 0) FROM read_model_position")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    pool.close().await;
+    let db = TestDb::open(&app.databases, service).await;
+    let position = db
+        .number("SELECT COALESCE(MAX(stream_sequence), 0) FROM read_model_position")
+        .await;
+    db.close().await;
     position
 }
 
@@ -162,14 +147,27 @@ pub async fn start_read_model_services(app: &TestApp) -> ReadModelServices {
     }
 }
 
-/// Stops both and waits until their databases are free (their single-writer locks released).
+/// Stops both and waits until their databases are free: on SQLite their single-writer locks
+/// released, on PostgreSQL their read-model consumers' advisory locks.
 pub async fn stop_read_model_services(app: &TestApp, services: ReadModelServices) {
     services.appointment.cancel();
     services.record.cancel();
-    for (service, migrator) in [
-        ("appointment", &appointment_service::store::MIGRATOR),
-        ("record", &record_service::store::MIGRATOR),
+    for (service, migrator, consumer) in [
+        (
+            "appointment",
+            &appointment_service::store::MIGRATOR,
+            appointment_service::read_model::CONSUMER,
+        ),
+        (
+            "record",
+            &record_service::store::MIGRATOR,
+            record_service::read_model::CONSUMER,
+        ),
     ] {
+        if app.databases.is_postgres(service) {
+            wait_until_no_one_consumes(app, service, consumer).await;
+            continue;
+        }
         let url = kit::config::sqlite_url_in(app.data_dir.path(), service);
         for attempt in 0.. {
             match kit::sqlite::open(&url, migrator).await {
@@ -185,6 +183,26 @@ pub async fn stop_read_model_services(app: &TestApp, services: ReadModelServices
             }
         }
     }
+}
+
+/// Waits until no instance holds `consumer`'s lease on the service's PostgreSQL database.
+async fn wait_until_no_one_consumes(app: &TestApp, service: &str, consumer: &str) {
+    let pool = sqlx::PgPool::connect(&app.databases.url(service))
+        .await
+        .unwrap();
+    let key = kit::read_model::consumer_lock(consumer);
+    for attempt in 0.. {
+        if let Some(lease) = kit::postgres::try_lead(&pool, key).await.unwrap() {
+            kit::postgres::release(lease, key).await;
+            break;
+        }
+        assert!(
+            attempt < 400,
+            "the {service} service did not stop consuming"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    pool.close().await;
 }
 
 /// A system with some history: patients created, updated and deleted, staff created, updated
@@ -283,26 +301,26 @@ async fn replay_rebuilds_the_same_read_models_and_refuses_while_the_service_runs
     );
     stop_read_model_services(app, services).await;
 
-    // Corrupt one read-model and empty the other.
-    let pool = db(app, "appointment").await;
+    // Corrupt one read-model and empty the other (statements both backends run).
+    let db = TestDb::open(&app.databases, "appointment").await;
     for sql in [
-        "DELETE FROM directory_patients WHERE rowid IN (SELECT rowid FROM directory_patients LIMIT 1)",
-        "UPDATE directory_staff SET name = 'Someone Else', deleted = 1",
-        "INSERT INTO directory_patients VALUES ('not-a-patient', 'Ghost', 0, 9)",
+        "DELETE FROM directory_patients WHERE id IN (SELECT id FROM directory_patients ORDER BY id LIMIT 1)",
+        "UPDATE directory_staff SET name = 'Someone Else', deleted = TRUE",
+        "INSERT INTO directory_patients VALUES ('00000000-0000-7000-8000-000000000000', 'Ghost', FALSE, 9)",
     ] {
-        sqlx::query(sql).execute(&pool).await.unwrap();
+        db.execute(sql).await;
     }
-    pool.close().await;
-    let pool = db(app, "record").await;
+    db.close().await;
+    let db = TestDb::open(&app.databases, "record").await;
     for sql in [
         "DELETE FROM directory_patients",
         "DELETE FROM directory_staff",
         "DELETE FROM known_appointments",
         "DELETE FROM read_model_position",
     ] {
-        sqlx::query(sql).execute(&pool).await.unwrap();
+        db.execute(sql).await;
     }
-    pool.close().await;
+    db.close().await;
     assert_ne!(read_models(app, "appointment").await, before_appointment);
 
     for service in ["appointment", "record"] {
@@ -374,13 +392,22 @@ async fn a_poison_event_is_parked_and_the_consumer_goes_on() {
     wait_until_caught_up(app).await;
 
     for service in ["appointment", "record"] {
-        let pool = db(app, service).await;
-        let parked: Vec<(i64, String, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT stream_sequence, subject, event_id, error, payload FROM read_model_parked
-             ORDER BY stream_sequence",
-        )
-        .fetch_all(&pool)
-        .await
+        let db = TestDb::open(&app.databases, service).await;
+        // The payload is text on SQLite, the bytes as received (bytea) on PostgreSQL.
+        let parked: Vec<(i64, String, Option<String>, String, String)> = match &db {
+            TestDb::Sqlite(pool) => sqlx::query_as(
+                "SELECT stream_sequence, subject, event_id, error, payload FROM read_model_parked
+                 ORDER BY stream_sequence",
+            )
+            .fetch_all(pool)
+            .await,
+            TestDb::Postgres(pool) => sqlx::query_as(
+                "SELECT stream_sequence, subject, event_id, error, convert_from(payload, 'UTF8')
+                 FROM read_model_parked ORDER BY stream_sequence",
+            )
+            .fetch_all(pool)
+            .await,
+        }
         .unwrap();
         assert_eq!(parked.len(), 2, "{service}: {parked:?}");
         assert_eq!(
@@ -400,14 +427,14 @@ async fn a_poison_event_is_parked_and_the_consumer_goes_on() {
             "{:?}",
             parked[1]
         );
-        let known: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM directory_patients WHERE id = $1")
-                .bind(&good)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-        assert_eq!(known, 1, "{service} applied the good event");
-        pool.close().await;
+        let known: Option<(i64,)> = db
+            .by_id(
+                "SELECT version FROM directory_patients WHERE id = $1",
+                good.parse().unwrap(),
+            )
+            .await;
+        assert_eq!(known, Some((1,)), "{service} applied the good event");
+        db.close().await;
     }
 
     // `hospital events stats` reports them.
@@ -428,10 +455,6 @@ async fn a_poison_event_is_parked_and_the_consumer_goes_on() {
         "{}",
         stdout(&output)
     );
-    let pool = db(app, "appointment").await;
-    let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM read_model_parked")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(parked, 2);
+    let db = TestDb::open(&app.databases, "appointment").await;
+    assert_eq!(db.number("SELECT COUNT(*) FROM read_model_parked").await, 2);
 }

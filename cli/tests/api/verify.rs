@@ -1,7 +1,8 @@
 //! `hospital verify` against a running system: consistent after real traffic (exit 0), and a
 //! read-model row altered behind the service's back is named (exit 1).
 
-use crate::replay::{db, hospital_in, stderr, stdout, system_with_history};
+use crate::backend::TestDb;
+use crate::replay::{hospital_in, stderr, stdout, system_with_history};
 
 #[tokio::test]
 async fn verify_passes_on_a_consistent_system_and_names_an_altered_read_model_row() {
@@ -14,17 +15,21 @@ async fn verify_passes_on_a_consistent_system_and_names_an_altered_read_model_ro
     assert!(printed.contains("verify: consistent"), "{printed}");
     assert!(printed.contains("record.known_appointments"), "{printed}");
 
-    let pool = db(app, "record").await;
-    let id: String = sqlx::query_scalar("SELECT id FROM directory_patients ORDER BY id LIMIT 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE directory_patients SET name = 'Tampered' WHERE id = $1")
-        .bind(&id)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    let db = TestDb::open(&app.databases, "record").await;
+    let first = db.table("directory_patients", "id").await;
+    db.execute(
+        "UPDATE directory_patients SET name = 'Tampered'
+         WHERE id = (SELECT id FROM directory_patients ORDER BY id LIMIT 1)",
+    )
+    .await;
+    db.close().await;
+    // The row's id, as both backends print it (the first column).
+    let id: String = first[0]
+        .trim_start_matches('(')
+        .split(['|', ','])
+        .next()
+        .unwrap()
+        .to_owned();
 
     let output = hospital_in(app, &["verify", "--settle", "0.5"]).await;
     let printed = stdout(&output);

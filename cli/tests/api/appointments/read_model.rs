@@ -5,22 +5,21 @@ use std::time::Duration;
 
 use appointment_service::AppointmentService;
 use appointment_service::read_model::PeopleProjection;
-use appointment_service::store::MIGRATOR;
 use async_nats::HeaderMap;
 use kit::read_model::Projection;
 use kit::runtime::Component;
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared_events::EventEnvelope;
-use sqlx::SqlitePool;
+use sqlx::{Postgres, Sqlite};
 
 use super::{Clinic, at, open_clinic};
+use crate::backend::TestDb;
 use crate::helpers::{Parts, TestApp, appointment_config, spawn_app_with};
 
 /// The appointment service's own database, opened beside the running service.
-async fn appointment_db(app: &TestApp) -> SqlitePool {
-    let url = kit::config::sqlite_url_in(app.data_dir.path(), "appointment");
-    kit::sqlite::open_shared(&url, &MIGRATOR).await.unwrap()
+async fn appointment_db(app: &TestApp) -> TestDb {
+    TestDb::open(&app.databases, "appointment").await
 }
 
 /// Waits until at least `count` appointments have been cancelled, and returns those events.
@@ -157,11 +156,10 @@ async fn an_event_delivered_twice_changes_nothing() {
             .unwrap();
         last_sequence = ack.sequence;
     }
-    let position = || async {
-        sqlx::query_scalar::<_, i64>("SELECT stream_sequence FROM read_model_position WHERE consumer = 'appointment-read-model'")
-            .fetch_one(&db)
-            .await
-            .unwrap()
+    let position = || {
+        db.number(
+            "SELECT stream_sequence FROM read_model_position WHERE consumer = 'appointment-read-model'",
+        )
     };
     for _ in 0..100 {
         if position().await >= last_sequence as i64 {
@@ -174,15 +172,15 @@ async fn an_event_delivered_twice_changes_nothing() {
         last_sequence as i64,
         "the copies were consumed"
     );
-    let directory: (bool, i64) =
-        sqlx::query_as("SELECT deleted, version FROM directory_patients WHERE id = $1")
-            .bind(&ada)
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let directory: Option<(bool, i64)> = db
+        .by_id(
+            "SELECT deleted, version FROM directory_patients WHERE id = $1",
+            ada.parse().unwrap(),
+        )
+        .await;
     assert_eq!(
         directory,
-        (true, 2),
+        Some((true, 2)),
         "the older create did not bring the patient back"
     );
     assert_eq!(
@@ -204,14 +202,26 @@ async fn an_event_delivered_twice_changes_nothing() {
     deleted.data["deleted_at"] = json!(chrono::Utc::now());
     let mut caused = Vec::new();
     for _ in 0..2 {
-        let mut tx = kit::sqlite::begin_write(&db).await.unwrap();
-        caused.push(
-            Projection::<sqlx::Sqlite>::apply(&PeopleProjection, &mut tx, &deleted)
-                .await
-                .unwrap()
-                .len(),
-        );
-        tx.commit().await.unwrap();
+        // In a transaction, as the runner applies it, on the service's own backend.
+        let cancelled = match &db {
+            TestDb::Sqlite(pool) => {
+                let mut tx = kit::sqlite::begin_write(pool).await.unwrap();
+                let rows = Projection::<Sqlite>::apply(&PeopleProjection, &mut tx, &deleted)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                rows
+            }
+            TestDb::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                let rows = Projection::<Postgres>::apply(&PeopleProjection, &mut tx, &deleted)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                rows
+            }
+        };
+        caused.push(cancelled.len());
     }
     assert_eq!(caused, [1, 0]);
     assert_eq!(status_of(&clinic, &bobs).await, "cancelled");
@@ -261,10 +271,7 @@ async fn a_read_model_that_was_offline_catches_up_when_it_comes_back() {
     let (status, _) = book_when_up(&clinic, &late, &at(3, 11, 0)).await;
     assert_eq!(status, 201);
     let db = appointment_db(&clinic.app).await;
-    let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM directory_patients")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let known = db.number("SELECT COUNT(*) FROM directory_patients").await;
     assert_eq!(known, 3);
 }
 

@@ -8,7 +8,9 @@
 //!   bookings in one transaction, so either it waits for this booking to commit and then
 //!   cancels it too, or this booking waits for it and sees the person gone.
 //! - The overlap check names the appointment in the way; two bookings that each checked before
-//!   the other committed are stopped by the exclusion constraints (SQLSTATE 23P01), a 409 too.
+//!   the other committed are stopped by the exclusion constraints (SQLSTATE 23P01), which wait
+//!   for the other to commit first: the loser then looks again, outside its failed
+//!   transaction, and names the winner too, as on SQLite.
 
 use chrono::{DateTime, Utc};
 use kit::RequestContext;
@@ -155,16 +157,17 @@ impl PgAppointments {
         let mut tx = self.pool.begin().await.map_err(failure)?;
         check_people(&mut tx, &appointment).await?;
         refuse_double_booking(&mut tx, &appointment).await?;
-        write_row(&mut tx, &appointment, true)
-            .await
-            .map_err(write_failure)?;
+        if let Err(error) = write_row(&mut tx, &appointment, true).await {
+            drop(tx);
+            return Err(self.write_failure(error, &appointment).await);
+        }
         let event = append_event(&mut tx, &appointment, CREATED, context)
             .await
             .map_err(failure)?;
         idempotency::remember_pg(&mut tx, context, &appointment)
             .await
             .map_err(failure)?;
-        tx.commit().await.map_err(write_failure)?;
+        tx.commit().await.map_err(failure)?;
         Ok(Committed {
             appointment,
             event: Some(event),
@@ -197,13 +200,17 @@ impl PgAppointments {
             check_people(&mut tx, &revision.appointment).await?;
             refuse_double_booking(&mut tx, &revision.appointment).await?;
         }
-        let event = record_revision(&mut tx, &revision, context)
-            .await
-            .map_err(write_failure)?;
+        let event = match record_revision(&mut tx, &revision, context).await {
+            Ok(event) => event,
+            Err(error) => {
+                drop(tx);
+                return Err(self.write_failure(error, &revision.appointment).await);
+            }
+        };
         idempotency::remember_pg(&mut tx, context, &revision.appointment)
             .await
             .map_err(failure)?;
-        tx.commit().await.map_err(write_failure)?;
+        tx.commit().await.map_err(failure)?;
         Ok(Committed {
             appointment: revision.appointment,
             event: Some(event),
@@ -391,13 +398,23 @@ async fn write_row(
     Ok(())
 }
 
-/// A failed write: the exclusion constraints' refusal is a double booking (409); anything else
-/// as [`failure`] says.
-fn write_failure(error: sqlx::Error) -> ServiceError {
-    if is_refused_with(&error, sqlstate::EXCLUSION_VIOLATION) {
+impl PgAppointments {
+    /// A failed write of `candidate` (its transaction rolled back): the exclusion constraints'
+    /// refusal is a double booking (409), naming the appointment that took the slot, which has
+    /// committed by now; anything else as [`failure`] says.
+    async fn write_failure(&self, error: sqlx::Error, candidate: &Appointment) -> ServiceError {
+        if !is_refused_with(&error, sqlstate::EXCLUSION_VIOLATION) {
+            return failure(error);
+        }
         tracing::info!(%error, "a concurrent booking took the slot first");
-        ServiceError::conflict(OVERLAP)
-    } else {
-        failure(error)
+        let named = match self.pool.acquire().await {
+            Ok(mut conn) => refuse_double_booking(&mut conn, candidate).await,
+            Err(error) => Err(failure(error)),
+        };
+        match named {
+            Err(conflict) if conflict.code.http_status() == 409 => conflict,
+            // The winner is gone again (cancelled meanwhile) or could not be read: still a 409.
+            _ => ServiceError::conflict(OVERLAP),
+        }
     }
 }
