@@ -77,15 +77,40 @@ pub fn is_unique_violation_of(error: &sqlx::Error, constraint: &str) -> bool {
     })
 }
 
+/// Whether `error` says the database could not be reached or is going away (the connection,
+/// the pool, a server shutting down or out of resources, as during a failover), rather than
+/// anything about the statement.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => refusal(error).is_some_and(|(code, _)| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+    }
+}
+
 /// The error of a failed read or write that is not one of the refusals a store maps itself:
-/// a lost serialization race or deadlock is a conflict the client may retry (409); anything
-/// else is a storage failure (logged, 500).
+/// a lost serialization race or deadlock is a conflict the client may retry (409); an
+/// unreachable database (a failover) is a 503 the client may retry with its
+/// `Idempotency-Key` (the write may or may not have committed); anything else is a storage
+/// failure (logged, 500).
 pub fn failure(error: sqlx::Error) -> ServiceError {
     if is_refused_with(&error, sqlstate::SERIALIZATION_FAILURE)
         || is_refused_with(&error, sqlstate::DEADLOCK_DETECTED)
     {
         tracing::info!(%error, "write lost a race with a concurrent one");
         return ServiceError::conflict("a concurrent change got there first; try again");
+    }
+    if is_unavailable(&error) {
+        tracing::warn!(%error, "the database is unavailable");
+        return ServiceError::new(
+            shared_events::ErrorCode::Unavailable,
+            "the database is unavailable; try again",
+        );
     }
     crate::events::storage_failure(error)
 }
@@ -140,6 +165,17 @@ mod tests {
         assert!(is_postgres_url("postgresql://db/hospital"));
         assert!(!is_postgres_url("sqlite://data/patient.db"));
         assert!(!is_postgres_url("mysql://db/hospital"));
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_and_other_failures_a_500() {
+        let status = |error| failure(error).code.http_status();
+        assert_eq!(status(sqlx::Error::PoolTimedOut), 503);
+        assert_eq!(status(sqlx::Error::PoolClosed), 503);
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(status(sqlx::Error::Io(reset)), 503);
+        assert_eq!(status(sqlx::Error::RowNotFound), 500);
+        assert_eq!(status(sqlx::Error::Protocol("garbled".into())), 500);
     }
 
     #[test]
