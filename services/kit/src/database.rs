@@ -43,27 +43,8 @@ impl Backend {
 #[derive(Clone, Copy)]
 pub struct Migrations {
     pub service: &'static str,
-    /// The variable naming the database, for the messages.
-    pub database_var: &'static str,
     pub sqlite: &'static Migrator,
-    /// `None` while the service has no PostgreSQL store: a `postgres://` URL is then refused.
-    pub postgres: Option<&'static Migrator>,
-}
-
-impl Migrations {
-    /// The migrations of a service whose store is written for SQLite only (so far).
-    pub const fn sqlite_only(
-        service: &'static str,
-        database_var: &'static str,
-        sqlite: &'static Migrator,
-    ) -> Self {
-        Migrations {
-            service,
-            database_var,
-            sqlite,
-            postgres: None,
-        }
-    }
+    pub postgres: &'static Migrator,
 }
 
 /// An opened, migrated database. Cheap to clone.
@@ -86,15 +67,9 @@ impl Database {
                 let writer = Writer::start(pool.clone());
                 Ok(Database::Sqlite { pool, writer })
             }
-            Backend::Postgres => {
-                let migrator = migrations.postgres.ok_or(OpenError::NoPostgresStore {
-                    service: migrations.service,
-                    var: migrations.database_var,
-                })?;
-                Ok(Database::Postgres(
-                    crate::postgres::open(url, migrator).await?,
-                ))
-            }
+            Backend::Postgres => Ok(Database::Postgres(
+                crate::postgres::open(url, migrations.postgres).await?,
+            )),
         }
     }
 
@@ -114,8 +89,7 @@ impl Database {
         }
     }
 
-    /// The SQLite pool and writer, for the parts still written for SQLite only; `None` on
-    /// PostgreSQL (which [`Database::open`] refuses for those services).
+    /// The SQLite pool and writer; `None` on PostgreSQL.
     pub fn sqlite(&self) -> Option<(&SqlitePool, &Writer)> {
         match self {
             Database::Sqlite { pool, writer } => Some((pool, writer)),
@@ -136,17 +110,6 @@ impl Database {
 mod tests {
     use super::*;
 
-    static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
-
-    fn sqlite_only() -> Migrations {
-        Migrations {
-            service: "record",
-            database_var: "DATABASE_URL_RECORD",
-            sqlite: &NO_MIGRATIONS,
-            postgres: None,
-        }
-    }
-
     #[test]
     fn the_url_chooses_the_backend() {
         assert_eq!(
@@ -163,20 +126,6 @@ mod tests {
         assert!(
             error.contains("neither") && error.contains("mysql://u:***@h/db"),
             "{error}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_service_without_a_postgres_store_refuses_a_postgres_url() {
-        let Err(error) = Database::open("postgres://u:p@127.0.0.1:1/db", sqlite_only()).await
-        else {
-            panic!("a postgres URL was accepted");
-        };
-        let message = error.to_string();
-        assert!(
-            message.contains("record service runs on SQLite only")
-                && message.contains("DATABASE_URL_RECORD"),
-            "{message}"
         );
     }
 }

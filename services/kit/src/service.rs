@@ -151,16 +151,6 @@ impl ServiceBase {
         })
     }
 
-    /// The SQLite pool and group committer, for a service written for SQLite only (its
-    /// [`Migrations`] have no PostgreSQL side, so [`ServiceBase::start`] refused any other URL).
-    pub fn sqlite(&self) -> Result<(sqlx::SqlitePool, crate::group_commit::Writer), BoxError> {
-        let (pool, writer) = self
-            .database
-            .sqlite()
-            .ok_or("this service runs on SQLite only")?;
-        Ok((pool.clone(), writer.clone()))
-    }
-
     /// Serves `handler`'s commands (honouring `Idempotency-Key`s with the keys in its database),
     /// runs the outbox relay and purges expired keys until `shutdown`; `background`
     /// tasks (read-models) must stop on the same token. Then waits for all of them, flushes

@@ -23,14 +23,6 @@ pub enum OpenError {
         "{url} is neither a SQLite URL (sqlite://<file>) nor a PostgreSQL one (postgres://...)"
     )]
     UnknownBackend { url: String },
-    #[error(
-        "the {service} service runs on SQLite only in this version (its PostgreSQL store is not \
-         written yet, issue #9): set {var} to a sqlite:// URL"
-    )]
-    NoPostgresStore {
-        service: &'static str,
-        var: &'static str,
-    },
     #[error("invalid database URL {url:?}: {source}")]
     Url { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]

@@ -34,9 +34,8 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator =
 /// The appointment database's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
     service: service::APPOINTMENT,
-    database_var: crate::startup::DATABASE_VAR,
     sqlite: &MIGRATOR,
-    postgres: Some(&PG_MIGRATOR),
+    postgres: &PG_MIGRATOR,
 };
 
 /// The message both backends give a booking refused by the database's own overlap rule.

@@ -26,9 +26,8 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator =
 /// The patient database's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
     service: service::PATIENT,
-    database_var: crate::startup::DATABASE_VAR,
     sqlite: &MIGRATOR,
-    postgres: Some(&PG_MIGRATOR),
+    postgres: &PG_MIGRATOR,
 };
 
 const COLUMNS: &str = "id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at";

@@ -31,9 +31,8 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator =
 /// The record database's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
     service: service::RECORD,
-    database_var: crate::startup::DATABASE_VAR,
     sqlite: &MIGRATOR,
-    postgres: Some(&PG_MIGRATOR),
+    postgres: &PG_MIGRATOR,
 };
 
 const COLUMNS: &str = "id, patient_id, author_id, appointment_id, kind, title, body, diagnoses, vitals, recorded_at, status, version, created_at, updated_at";

@@ -26,9 +26,8 @@ pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migratio
 /// The staff database's migrations on both backends.
 pub const MIGRATIONS: Migrations = Migrations {
     service: service::STAFF,
-    database_var: crate::startup::DATABASE_VAR,
     sqlite: &MIGRATOR,
-    postgres: Some(&PG_MIGRATOR),
+    postgres: &PG_MIGRATOR,
 };
 
 const COLUMNS: &str = "id, name, role, specialization, phone, email, username, version, created_at, updated_at, deleted_at";
