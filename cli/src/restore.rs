@@ -1,7 +1,15 @@
 //! `hospital restore <service> --data-dir DIR`: rebuilds an owning service's own tables from
-//! its own events into an empty database (disaster recovery). Refuses a database that holds
-//! anything. Writes no outbox rows: the events already exist. The restored service's
+//! its own events into an empty database (disaster recovery), on the backend its
+//! `DATABASE_URL_<SERVICE>` names (SQLite by default, or PostgreSQL). Refuses a database that
+//! holds anything. Writes no outbox rows: the events already exist. The restored service's
 //! read-models (appointment, record) are rebuilt afterwards with `hospital replay`.
+//!
+//! Stop the service first. On SQLite a running service holds its database's single-writer lock,
+//! so the restore is refused. A PostgreSQL database has no such lock (several instances share
+//! it): there the "not empty" check is what protects a running service's database, since a
+//! service that has written anything has rows in its tables (the staff service creates `admin`
+//! at its first start). An instance started during the restore would mix its writes with the
+//! restored rows.
 //!
 //! Staff events never carry password hashes, so restored accounts cannot log in until a
 //! password is set; the restore sets the administrator's (`HOSPITAL_ADMIN_PASSWORD`, or a
@@ -10,12 +18,17 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use appointment_service::restore::AppointmentRestore;
 use async_nats::jetstream;
-use kit::read_model::{Projection, Rebuilt, restore};
+use kit::database::Backend;
+use kit::read_model::{Projection, ReadModelDb, Rebuilt, restore};
+use patient_service::restore::PatientRestore;
+use record_service::restore::RecordRestore;
 use shared_events::Aggregate;
 use shared_events::subjects::events_of;
-use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
+use sqlx::{PgPool, Pool, SqlitePool};
+use staff_service::restore::StaffRestore;
 
 use crate::events::Target;
 
@@ -74,6 +87,15 @@ impl OwningService {
         }
     }
 
+    fn pg_migrator(self) -> &'static Migrator {
+        match self {
+            OwningService::Patient => &patient_service::store::PG_MIGRATOR,
+            OwningService::Staff => &staff_service::store::PG_MIGRATOR,
+            OwningService::Appointment => &appointment_service::store::PG_MIGRATOR,
+            OwningService::Record => &record_service::store::PG_MIGRATOR,
+        }
+    }
+
     /// The service's own tables (a restore target must have none of their rows).
     fn tables(self) -> &'static [&'static str] {
         match self {
@@ -95,17 +117,58 @@ pub async fn run(args: RestoreArgs) -> ExitCode {
     }
 }
 
+/// The database a restore writes into, on the backend its URL names.
+enum RestoreDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl RestoreDb {
+    /// Opens and migrates the service's database: on SQLite with its single-writer lock (refused
+    /// while the service runs); on PostgreSQL as one more client (see the module doc).
+    async fn open(service: OwningService, url: &str) -> anyhow::Result<RestoreDb> {
+        Ok(match Backend::of_url(url)? {
+            Backend::Sqlite => RestoreDb::Sqlite(
+                crate::replay::open_stopped(service.name(), url, service.migrator()).await?,
+            ),
+            Backend::Postgres => RestoreDb::Postgres(
+                kit::postgres::open(url, service.pg_migrator())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot open the {} database {}",
+                            service.name(),
+                            kit::config::mask_url(url)
+                        )
+                    })?,
+            ),
+        })
+    }
+
+    async fn count(&self, table: &str) -> Result<i64, sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        match self {
+            RestoreDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            RestoreDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            RestoreDb::Sqlite(pool) => pool.close().await,
+            RestoreDb::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
 async fn run_restore(args: &RestoreArgs) -> anyhow::Result<()> {
     let service = args.service;
     let url = args
         .target
         .database_url(service.database_var(), service.name());
-    let pool = crate::replay::open_stopped(service.name(), &url, service.migrator()).await?;
+    let db = RestoreDb::open(service, &url).await?;
     for table in service.tables() {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await?;
+        let rows = db.count(table).await?;
         anyhow::ensure!(
             rows == 0,
             "the {} database {} is not empty ({rows} rows in {table}): restore only into an empty database",
@@ -121,37 +184,9 @@ async fn run_restore(args: &RestoreArgs) -> anyhow::Result<()> {
         service.name(),
         kit::config::mask_url(&url)
     );
-    let restored = match service {
-        OwningService::Patient => {
-            restore_with(
-                &js,
-                &pool,
-                &subject,
-                &patient_service::restore::PatientRestore,
-            )
-            .await
-        }
-        OwningService::Staff => {
-            restore_with(&js, &pool, &subject, &staff_service::restore::StaffRestore).await
-        }
-        OwningService::Appointment => {
-            restore_with(
-                &js,
-                &pool,
-                &subject,
-                &appointment_service::restore::AppointmentRestore,
-            )
-            .await
-        }
-        OwningService::Record => {
-            restore_with(
-                &js,
-                &pool,
-                &subject,
-                &record_service::restore::RecordRestore,
-            )
-            .await
-        }
+    let restored = match &db {
+        RestoreDb::Sqlite(pool) => restore_with(&js, pool, &subject, service).await,
+        RestoreDb::Postgres(pool) => restore_with(&js, pool, &subject, service).await,
     }?;
     println!(
         "restored {} events in {:.2} s ({:.0} events/s)",
@@ -160,30 +195,44 @@ async fn run_restore(args: &RestoreArgs) -> anyhow::Result<()> {
         restored.events_per_second()
     );
     if let OwningService::Staff = service {
-        restore_admin_access(&pool).await?;
+        restore_admin_access(&db).await?;
     }
-    pool.close().await;
+    db.close().await;
     Ok(())
 }
 
-async fn restore_with<P: Projection>(
+/// Restores `service`'s tables with its restore projection for the backend `DB`.
+async fn restore_with<DB: ReadModelDb>(
     js: &jetstream::Context,
-    pool: &SqlitePool,
+    pool: &Pool<DB>,
     subject: &str,
-    restorer: &P,
-) -> anyhow::Result<Rebuilt> {
-    restore(js, pool, subject, restorer, |p| {
+    service: OwningService,
+) -> anyhow::Result<Rebuilt>
+where
+    PatientRestore: Projection<DB>,
+    StaffRestore: Projection<DB>,
+    AppointmentRestore: Projection<DB>,
+    RecordRestore: Projection<DB>,
+{
+    let progress = |p: &kit::read_model::Progress| {
         eprintln!(
             "  {} events, stream sequence {} of {}",
             p.events, p.sequence, p.target
         )
-    })
-    .await
+    };
+    match service {
+        OwningService::Patient => restore(js, pool, subject, &PatientRestore, progress).await,
+        OwningService::Staff => restore(js, pool, subject, &StaffRestore, progress).await,
+        OwningService::Appointment => {
+            restore(js, pool, subject, &AppointmentRestore, progress).await
+        }
+        OwningService::Record => restore(js, pool, subject, &RecordRestore, progress).await,
+    }
     .context("the restore stopped")
 }
 
 /// Staff events carry no password hashes: give the administrator a password again.
-async fn restore_admin_access(pool: &SqlitePool) -> anyhow::Result<()> {
+async fn restore_admin_access(db: &RestoreDb) -> anyhow::Result<()> {
     let configured = kit::config::optional("HOSPITAL_ADMIN_PASSWORD");
     let generated = configured
         .is_none()
@@ -192,7 +241,13 @@ async fn restore_admin_access(pool: &SqlitePool) -> anyhow::Result<()> {
     let hash = staff_service::passwords::hash(password)
         .await
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
-    match staff_service::restore::set_admin_password(pool, &hash).await? {
+    let admin = match db {
+        RestoreDb::Sqlite(pool) => staff_service::restore::set_admin_password(pool, &hash).await,
+        RestoreDb::Postgres(pool) => {
+            staff_service::restore::set_admin_password_pg(pool, &hash).await
+        }
+    };
+    match admin? {
         Some(username) => {
             println!(
                 "accounts were restored without passwords (events never carry them); `{username}` can log in with {}",

@@ -364,7 +364,8 @@ async fn refuse_double_booking(
     }
 }
 
-async fn write_row(
+/// Inserts or replaces the row of `a` (inside the caller's transaction); also the restore's.
+pub(crate) async fn write_row(
     conn: &mut PgConnection,
     a: &Appointment,
     insert: bool,

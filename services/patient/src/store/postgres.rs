@@ -194,7 +194,12 @@ async fn store_change(
     Ok(row)
 }
 
-async fn write_row(conn: &mut PgConnection, p: &Patient, insert: bool) -> Result<(), sqlx::Error> {
+/// Inserts or replaces the row of `p` (inside the caller's transaction); also the restore's.
+pub(crate) async fn write_row(
+    conn: &mut PgConnection,
+    p: &Patient,
+    insert: bool,
+) -> Result<(), sqlx::Error> {
     let sql = if insert {
         "INSERT INTO patients (id, mrn, name, birth_date, sex, phone, email, address, version, created_at, updated_at, deleted_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"

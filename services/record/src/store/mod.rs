@@ -22,7 +22,6 @@ use crate::timeline::RecordFilter;
 
 pub use postgres::PgRecords;
 pub use sqlite::SqliteRecords;
-pub(crate) use sqlite::{VersionRepeat, write_current, write_version};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/record/sqlite");
 pub static PG_MIGRATOR: sqlx::migrate::Migrator =
@@ -36,6 +35,15 @@ pub const MIGRATIONS: Migrations = Migrations {
 };
 
 const COLUMNS: &str = "id, patient_id, author_id, appointment_id, kind, title, body, diagnoses, vitals, recorded_at, status, version, created_at, updated_at";
+
+/// What `write_version` (either backend's) does when the version is already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VersionRepeat {
+    /// A change: the version must be new (the primary key refuses a repeat).
+    Refuse,
+    /// A restore from events, which may hold a repeat: keep what is stored.
+    Ignore,
+}
 
 /// A committed change: the new state and the event to publish (none when nothing changed).
 pub struct Committed {

@@ -16,7 +16,7 @@ use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::Committed;
+use super::{Committed, VersionRepeat};
 use crate::domain::Change;
 use crate::timeline::RecordFilter;
 
@@ -203,7 +203,7 @@ async fn write_change(
     context: &RequestContext,
 ) -> Result<OutboxRow, sqlx::Error> {
     write_current(conn, record).await?;
-    write_version(conn, record, change, &context.actor).await?;
+    write_version(conn, record, change, &context.actor, VersionRepeat::Refuse).await?;
     let event = new_event(
         Aggregate::Record,
         record.id,
@@ -221,7 +221,10 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, sqlx::Error> {
 }
 
 /// Stores `record` as the current row, unless the row already holds that version or a newer one.
-async fn write_current(conn: &mut PgConnection, record: &MedicalRecord) -> Result<(), sqlx::Error> {
+pub(crate) async fn write_current(
+    conn: &mut PgConnection,
+    record: &MedicalRecord,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO records (id, patient_id, author_id, appointment_id, kind, title, body, diagnoses,
                               vitals, recorded_at, status, version, created_at, updated_at)
@@ -252,27 +255,36 @@ async fn write_current(conn: &mut PgConnection, record: &MedicalRecord) -> Resul
     Ok(())
 }
 
-/// Appends `record` to its version history, as changed by `by` (the primary key refuses a
-/// repeated version).
-async fn write_version(
+/// Appends `record` to its version history, as changed by `by`.
+pub(crate) async fn write_version(
     conn: &mut PgConnection,
     record: &MedicalRecord,
     change: Change,
     by: &Actor,
+    repeat: VersionRepeat,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
-                                      changed_at, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
-    )
-    .bind(record.id)
-    .bind(record.version)
-    .bind(change.as_str())
-    .bind(&by.id)
-    .bind(&by.role)
-    .bind(record.updated_at)
-    .bind(json(record)?)
-    .execute(conn)
-    .await?;
+    let sql = match repeat {
+        VersionRepeat::Refuse => {
+            "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
+                                          changed_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
+        }
+        VersionRepeat::Ignore => {
+            "INSERT INTO record_versions (record_id, version, change, changed_by_id, changed_by_role,
+                                          changed_at, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+             ON CONFLICT (record_id, version) DO NOTHING"
+        }
+    };
+    sqlx::query(sql)
+        .bind(record.id)
+        .bind(record.version)
+        .bind(change.as_str())
+        .bind(&by.id)
+        .bind(&by.role)
+        .bind(record.updated_at)
+        .bind(json(record)?)
+        .execute(conn)
+        .await?;
     Ok(())
 }

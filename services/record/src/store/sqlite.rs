@@ -15,7 +15,7 @@ use shared_events::{Actor, Aggregate, ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use super::{COLUMNS, Committed};
+use super::{COLUMNS, Committed, VersionRepeat};
 use crate::domain::Change;
 use crate::timeline::RecordFilter;
 
@@ -282,15 +282,6 @@ pub(crate) fn write_current(db: &Db, record: &MedicalRecord) -> Result<(), Write
         format_timestamp(record.updated_at),
     ))?;
     Ok(())
-}
-
-/// What [`write_version`] does when the version is already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VersionRepeat {
-    /// A change: the version must be new (the primary key refuses a repeat).
-    Refuse,
-    /// A restore from events, which may hold a repeat: keep what is stored.
-    Ignore,
 }
 
 /// Appends `record` to its version history, as changed by `by`.

@@ -240,8 +240,8 @@ fn username_conflict(error: sqlx::Error, username: Option<&str>) -> ServiceError
 }
 
 /// Writes the row; the username and its password hash change in the same statement, so the
-/// constraint `staff_username_has_password_hash` holds after every statement.
-async fn write_row(
+/// constraint `staff_username_has_password_hash` holds after every statement. Also the restore's.
+pub(crate) async fn write_row(
     conn: &mut PgConnection,
     s: &Staff,
     hash: &HashUpdate,
