@@ -79,26 +79,6 @@ impl ServiceDatabases {
     }
 }
 
-/// Whether this run must leave out a test that needs `services` on SQLite (an operator tool
-/// with no PostgreSQL side yet): true on the PostgreSQL run, saying so on stderr.
-#[allow(
-    dead_code,
-    reason = "no test needs it since `hospital restore` runs on PostgreSQL; kept for the next \
-              operator tool that is SQLite-only at first"
-)]
-pub fn needs_sqlite(databases: &ServiceDatabases, services: &[&str], why: &str) -> bool {
-    let on_postgres: Vec<&str> = services
-        .iter()
-        .copied()
-        .filter(|service| databases.is_postgres(service))
-        .collect();
-    if on_postgres.is_empty() {
-        return false;
-    }
-    eprintln!("left out on PostgreSQL ({}): {why}", on_postgres.join(", "));
-    true
-}
-
 /// How many rows `table` of `database` holds.
 pub async fn count_rows(database: &Database, table: &str) -> i64 {
     let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));

@@ -50,17 +50,6 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A service's database opened without its lock (beside or after the service).
-pub async fn db(app: &TestApp, service: &str) -> SqlitePool {
-    assert!(
-        !app.databases.is_postgres(service),
-        "the {service} database is on PostgreSQL here"
-    );
-    SqlitePool::connect(&kit::config::sqlite_url_in(app.data_dir.path(), service))
-        .await
-        .unwrap()
-}
-
 /// Every row of `sql` on SQLite, each as one text line, for comparing tables.
 pub async fn rows(pool: &SqlitePool, sql: &'static str) -> Vec<String> {
     sqlite_rows(pool, sql).await
