@@ -422,6 +422,104 @@ pub async fn verify(system: &System, patience: Duration) -> Result<Duration, Str
     }
 }
 
+/// The owners' tables and the aggregate their events name.
+const OWNER_TABLES: [(&str, &str); 4] = [
+    ("patient", "SELECT CAST(id AS TEXT), version FROM patients"),
+    ("staff", "SELECT CAST(id AS TEXT), version FROM staff"),
+    ("appointment", "SELECT CAST(id AS TEXT), version FROM appointments"),
+    ("record", "SELECT CAST(id AS TEXT), version FROM records"),
+];
+
+/// Every version of every owner row (1 to its current version) has exactly one event in
+/// `events`, and no event names a row or a version its owner does not have: whoever made the
+/// change (a client, a cascade, the bootstrap), whichever instance.
+pub async fn row_version_problems(system: &System, events: &[StreamEvent]) -> Vec<String> {
+    let mut in_stream: HashMap<(&str, &str, i64), usize> = HashMap::new();
+    for event in events {
+        *in_stream
+            .entry((&event.aggregate, &event.id, event.version))
+            .or_default() += 1;
+    }
+    let mut problems = Vec::new();
+    let mut rows: HashMap<(&str, String), i64> = HashMap::new();
+    for (aggregate, sql) in OWNER_TABLES {
+        let database = OwnerDb::open(system, aggregate).await;
+        for (id, version) in database.pairs(sql).await {
+            for v in 1..=version {
+                let count = in_stream
+                    .get(&(aggregate, id.as_str(), v))
+                    .copied()
+                    .unwrap_or(0);
+                if count != 1 {
+                    problems.push(format!(
+                        "{aggregate} {id} version {v} is in the stream {count} times"
+                    ));
+                }
+            }
+            rows.insert((aggregate, id), version);
+        }
+        database.close().await;
+    }
+    for event in events {
+        match rows.get(&(event.aggregate.as_str(), event.id.clone())) {
+            None => problems.push(format!(
+                "{} {} version {} is in the stream, not in its owner's database",
+                event.aggregate, event.id, event.version
+            )),
+            Some(&version) if event.version > version => problems.push(format!(
+                "{} {} version {} is in the stream, its owner has version {version}",
+                event.aggregate, event.id, event.version
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// Pairs of active (booked or checked-in) appointments that overlap for one doctor or one
+/// patient, read from the appointment service's database.
+pub async fn double_bookings(system: &System) -> Vec<String> {
+    let database = OwnerDb::open(system, "appointment").await;
+    let overlapping = database
+        .texts(
+            "SELECT CAST(a.id AS TEXT), CAST(b.id AS TEXT) FROM appointments a \
+             JOIN appointments b ON CAST(a.id AS TEXT) < CAST(b.id AS TEXT) \
+               AND (a.doctor_id = b.doctor_id OR a.patient_id = b.patient_id) \
+               AND a.start_at < b.end_at AND b.start_at < a.end_at \
+             WHERE a.status IN ('booked', 'checked_in') AND b.status IN ('booked', 'checked_in')",
+        )
+        .await;
+    database.close().await;
+    overlapping
+        .into_iter()
+        .map(|(a, b)| format!("appointments {a} and {b} overlap for one doctor or patient"))
+        .collect()
+}
+
+/// `hospital replay <service>` on the system's databases and NATS (the service's instances must
+/// be stopped); its output, or why it failed.
+pub async fn replay(system: &System, service: &str) -> Result<String, String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
+        .args(["replay", service])
+        .envs(system.database_vars())
+        .arg("--data-dir")
+        .arg(system.data_dir())
+        .args(["--nats-url", &system.nats_server.url()])
+        .output()
+        .await
+        .expect("hospital replay runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
 /// Fails with the first few `problems`, if any.
 pub fn assert_none(what: &str, problems: &[String]) {
     if !problems.is_empty() {

@@ -501,10 +501,11 @@ impl System {
         if let Some(child) = self.processes.get_mut(name)
             && let Ok(Some(status)) = child.try_wait()
         {
-            panic!(
-                "{name} exited ({status}); see {}",
-                self.log_path(name).display()
-            );
+            // The data directory, and the log with it, is gone once the test fails.
+            let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!("{name} exited ({status}); the end of its log:\n{}", tail.join("\n"));
         }
     }
 
