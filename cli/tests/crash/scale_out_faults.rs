@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use kit::nats_server::TestNatsCluster;
 use kit::postgres_test::FreshDatabase;
 use shared_events::subjects::EVENT_STREAM;
@@ -103,13 +104,29 @@ async fn two_of_everything_on_postgres_lose_a_leader_an_instance_each_and_a_froz
     for service in SERVICES {
         databases.insert(service, FreshDatabase::create().await);
     }
+    let urls = databases
+        .iter()
+        .map(|(&service, database)| (service, database.url().to_owned()))
+        .collect();
+    // The databases are dropped whether the test passes or fails (a database dropped by going
+    // out of scope during a panic may outlive the test process).
+    let outcome = std::panic::AssertUnwindSafe(faults_on_postgres(urls))
+        .catch_unwind()
+        .await;
+    for database in databases.into_values() {
+        database.drop().await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// The test on the fresh databases `urls`; the processes are gone when it returns or panics.
+async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
     let layout = Layout {
         instances: INSTANCES,
         gateways: GATEWAYS,
-        databases: databases
-            .iter()
-            .map(|(&service, database)| (service, database.url().to_owned()))
-            .collect(),
+        databases: urls,
     };
     let cluster = Nats::Cluster(TestNatsCluster::start().await);
     let mut system = System::start_with(cluster, layout).await;
@@ -175,7 +192,10 @@ async fn two_of_everything_on_postgres_lose_a_leader_an_instance_each_and_a_froz
     let frozen_at = Instant::now();
     let (burst, resumed_at) = tokio::join!(load.burst(), async {
         tokio::time::sleep(FROZEN_FOR).await;
-        system.nats_server.as_cluster().signal(leader, libc::SIGCONT);
+        system
+            .nats_server
+            .as_cluster()
+            .signal(leader, libc::SIGCONT);
         Instant::now()
     });
     faults.push(Fault {
@@ -220,7 +240,10 @@ async fn two_of_everything_on_postgres_lose_a_leader_an_instance_each_and_a_froz
         .iter()
         .filter(|o| o.status().is_some_and(|s| s >= 500 && s != 503 && s != 504))
         .collect();
-    assert!(other_5xx.is_empty(), "5xx other than 503/504: {other_5xx:#?}");
+    assert!(
+        other_5xx.is_empty(),
+        "5xx other than 503/504: {other_5xx:#?}"
+    );
     // Hangs, transport errors, 4xx (but the bursts' 409s); the owners' databases, the API,
     // the stream for every acknowledged write; `hospital verify`.
     assert_nothing_acknowledged_was_lost(&system, &journal, &fixture).await;
@@ -285,18 +308,10 @@ async fn two_of_everything_on_postgres_lose_a_leader_an_instance_each_and_a_froz
         "  `hospital verify` passed {} ms after the replay",
         converged.as_millis()
     );
-
-    drop(system);
-    for database in databases.into_values() {
-        database.drop().await;
-    }
 }
 
 /// Every appointment of the bursts' doctor, whatever its status, from the owner's database.
-async fn contended_doctors_appointments(
-    system: &System,
-    fixture: &Fixture,
-) -> BTreeSet<String> {
+async fn contended_doctors_appointments(system: &System, fixture: &Fixture) -> BTreeSet<String> {
     let doctor = fixture.burst_doctor.as_deref().expect("a burst doctor");
     let database = OwnerDb::open(system, "appointment").await;
     let rows = database

@@ -4,8 +4,8 @@
 //! on one database create it once: the one that loses the race finds it made.
 
 use kit::RequestContext;
-use shared_events::ErrorCode;
 use serde_json::json;
+use shared_events::ErrorCode;
 
 use crate::commands::StaffCommands;
 use crate::domain::StaffDetails;

@@ -426,7 +426,10 @@ pub async fn verify(system: &System, patience: Duration) -> Result<Duration, Str
 const OWNER_TABLES: [(&str, &str); 4] = [
     ("patient", "SELECT CAST(id AS TEXT), version FROM patients"),
     ("staff", "SELECT CAST(id AS TEXT), version FROM staff"),
-    ("appointment", "SELECT CAST(id AS TEXT), version FROM appointments"),
+    (
+        "appointment",
+        "SELECT CAST(id AS TEXT), version FROM appointments",
+    ),
     ("record", "SELECT CAST(id AS TEXT), version FROM records"),
 ];
 

@@ -79,7 +79,10 @@ impl Outcome {
     /// Neither a 2xx nor the 409 that all but one booking of a contended slot get.
     pub fn failed(&self) -> bool {
         match self.status() {
-            Some(status) => !(200..300).contains(&status) && !(self.what == BURST && status == 409),
+            Some(status) => {
+                let contended = self.what == BURST && status == 409;
+                !(200..300).contains(&status) && !contended
+            }
             None => true,
         }
     }
@@ -567,8 +570,8 @@ impl Writer {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> (Result<u16, String>, Option<Value>) {
-        let gateway = &self.gateways
-            [self.next_gateway.fetch_add(1, Ordering::Relaxed) % self.gateways.len()];
+        let gateway =
+            &self.gateways[self.next_gateway.fetch_add(1, Ordering::Relaxed) % self.gateways.len()];
         let mut request = self
             .http
             .request(method.clone(), format!("{gateway}{path}"))

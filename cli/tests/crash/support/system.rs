@@ -361,7 +361,11 @@ impl System {
         let mut child = self.processes.remove(name).expect("a running component");
         let pid = child.id().expect("not yet reaped") as i32;
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own live child.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM to {name}");
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGTERM) },
+            0,
+            "SIGTERM to {name}"
+        );
         if tokio::time::timeout(START_PATIENCE, child.wait())
             .await
             .is_err()
@@ -488,9 +492,11 @@ impl System {
             return 0;
         }
         let mut count = 0;
-        while let Ok(Some(_)) =
-            tokio::time::timeout(Duration::from_millis(300), futures::StreamExt::next(&mut answers))
-                .await
+        while let Ok(Some(_)) = tokio::time::timeout(
+            Duration::from_millis(300),
+            futures::StreamExt::next(&mut answers),
+        )
+        .await
         {
             count += 1;
         }
@@ -505,7 +511,10 @@ impl System {
             let log = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!("{name} exited ({status}); the end of its log:\n{}", tail.join("\n"));
+            panic!(
+                "{name} exited ({status}); the end of its log:\n{}",
+                tail.join("\n")
+            );
         }
     }
 
