@@ -1,9 +1,11 @@
 //! The first administrator. There are no default credentials: on the first start (no active
 //! administrator can log in) the service creates `admin` with the password from
-//! `HOSPITAL_ADMIN_PASSWORD`, or a generated one printed once.
+//! `HOSPITAL_ADMIN_PASSWORD`, or a generated one printed once. Several instances starting at once
+//! on one database create it once: the one that loses the race finds it made.
 
 use kit::RequestContext;
 use serde_json::json;
+use shared_events::ErrorCode;
 
 use crate::commands::StaffCommands;
 use crate::domain::StaffDetails;
@@ -28,7 +30,17 @@ pub async fn ensure_admin(
         .unwrap_or_default();
     let fields = json!({"name": "Administrator", "role": "admin", "username": ADMIN_USERNAME, "password": password});
     let details = StaffDetails::parse(fields.as_object().expect("an object"))?;
-    let committed = commands.create(details, &RequestContext::system()).await?;
+    let committed = match commands.create(details, &RequestContext::system()).await {
+        Ok(committed) => committed,
+        // Another instance on the same (PostgreSQL) database created it between our check and
+        // our insert: the unique username refused ours, and there is an administrator.
+        Err(error)
+            if error.code == ErrorCode::Conflict && commands.store.has_admin_login().await? =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
     if let Some(event) = &committed.event {
         commands
             .publisher

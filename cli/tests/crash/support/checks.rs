@@ -1,6 +1,7 @@
 //! What must hold after a crash or an outage: every acknowledged write is in its owner's
 //! database and answered by the API, is in `HOSPITAL_EVENTS` exactly once, every outbox is
-//! empty, and every read-model matches its source.
+//! empty, and every read-model matches its source. The owners' databases are read on whichever
+//! backend the system runs them ([`OwnerDb`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -10,7 +11,7 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use serde_json::Value;
 use shared_events::subjects::EVENT_STREAM;
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 
 use super::load::{Ack, Change, Fixture, Journal};
 use super::system::{SERVICES, System};
@@ -25,16 +26,107 @@ pub async fn open_database(path: &Path) -> SqlitePool {
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
+/// An owning service's database, opened to read while the service runs: its SQLite file
+/// read-only, or a small pool on its PostgreSQL database. Queries written once for both use
+/// `CAST(id AS TEXT)` for ids (text in SQLite, uuid in PostgreSQL).
+pub enum OwnerDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl OwnerDb {
+    pub async fn open(system: &System, service: &str) -> OwnerDb {
+        let url = system.database_url(service);
+        if kit::postgres::is_postgres_url(&url) {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect to the {service} database: {e}"));
+            OwnerDb::Postgres(pool)
+        } else {
+            OwnerDb::Sqlite(open_database(&system.database_path(service)).await)
+        }
+    }
+
+    /// One number (a count) of `sql`, which binds nothing.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match self {
+            OwnerDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            OwnerDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The rows of `sql`: a text and a number (an id and its version, say).
+    pub async fn pairs(&self, sql: &'static str) -> Vec<(String, i64)> {
+        match self {
+            OwnerDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            OwnerDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The rows of `sql`: two texts.
+    pub async fn texts(&self, sql: &'static str) -> Vec<(String, String)> {
+        match self {
+            OwnerDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+            OwnerDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The version of aggregate `id` in `table`, and whether it is removed (`removed` is an SQL
+    /// condition true for a removed row); `None` when there is no such row.
+    async fn version_of(&self, table: &str, removed: &str, id: &str) -> Option<(i64, bool)> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT version, {removed} FROM {table} WHERE CAST(id AS TEXT) = $1"
+        ));
+        match self {
+            OwnerDb::Sqlite(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await,
+            OwnerDb::Postgres(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await,
+        }
+        .expect("read the owner's table")
+    }
+
+    /// How many rows `record_versions` holds for `version` of record `id`.
+    async fn record_versions(&self, id: &str, version: i64) -> i64 {
+        let sql = "SELECT COUNT(*) FROM record_versions \
+                   WHERE CAST(record_id AS TEXT) = $1 AND version = $2";
+        match self {
+            OwnerDb::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(id)
+                    .bind(version)
+                    .fetch_one(pool)
+                    .await
+            }
+            OwnerDb::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(id)
+                    .bind(version)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .expect("read record_versions")
+    }
+
+    pub async fn close(self) {
+        match self {
+            OwnerDb::Sqlite(pool) => pool.close().await,
+            OwnerDb::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
 /// Rows waiting in each service's outbox.
 pub async fn outbox_rows(system: &System) -> BTreeMap<&'static str, i64> {
     let mut rows = BTreeMap::new();
     for service in SERVICES {
-        let pool = open_database(&system.database_path(service)).await;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&pool)
-            .await
-            .expect("count the outbox");
-        pool.close().await;
+        let database = OwnerDb::open(system, service).await;
+        let count = database.count("SELECT COUNT(*) FROM outbox").await;
+        database.close().await;
         rows.insert(service, count);
     }
     rows
@@ -252,23 +344,20 @@ pub async fn api_problems(gateway: &str, fixture: &Fixture, journal: &Journal) -
 pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String> {
     let acks = &journal.acks;
     let mut problems = Vec::new();
-    let mut pools = HashMap::new();
+    let mut databases = HashMap::new();
     for service in SERVICES {
-        pools.insert(service, open_database(&system.database_path(service)).await);
+        databases.insert(service, OwnerDb::open(system, service).await);
     }
     for ((aggregate, id), (version, removed)) in expectations(acks) {
-        let pool = &pools[aggregate];
-        let query = match aggregate {
-            "patient" => "SELECT version, deleted_at IS NOT NULL FROM patients WHERE id = $1",
-            "staff" => "SELECT version, deleted_at IS NOT NULL FROM staff WHERE id = $1",
-            "appointment" => "SELECT version, status = 'cancelled' FROM appointments WHERE id = $1",
-            _ => "SELECT version, status = 'entered_in_error' FROM records WHERE id = $1",
+        let (table, removed_sql) = match aggregate {
+            "patient" => ("patients", "deleted_at IS NOT NULL"),
+            "staff" => ("staff", "deleted_at IS NOT NULL"),
+            "appointment" => ("appointments", "status = 'cancelled'"),
+            _ => ("records", "status = 'entered_in_error'"),
         };
-        let row: Option<(i64, bool)> = sqlx::query_as(query)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .expect("read the owner's table");
+        let row = databases[aggregate]
+            .version_of(table, removed_sql, id)
+            .await;
         match row {
             None => problems.push(format!("{aggregate} {id} is not in its owner's database")),
             Some((stored, _)) if stored < version => problems.push(format!(
@@ -291,14 +380,9 @@ pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String
         .iter()
         .filter(|a| a.aggregate == "record" && a.change == Change::Written)
     {
-        let kept: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM record_versions WHERE record_id = $1 AND version = $2",
-        )
-        .bind(&ack.id)
-        .bind(ack.version)
-        .fetch_one(&pools["record"])
-        .await
-        .expect("read record_versions");
+        let kept = databases["record"]
+            .record_versions(&ack.id, ack.version)
+            .await;
         if kept != 1 {
             problems.push(format!(
                 "record {} version {} is not in record_versions",
@@ -306,8 +390,8 @@ pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String
             ));
         }
     }
-    for pool in pools.into_values() {
-        pool.close().await;
+    for database in databases.into_values() {
+        database.close().await;
     }
     problems
 }
@@ -319,6 +403,7 @@ pub async fn verify(system: &System, patience: Duration) -> Result<Duration, Str
     let started = Instant::now();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
         .args(["verify", "--settle", &patience.as_secs_f64().to_string()])
+        .envs(system.database_vars())
         .arg("--data-dir")
         .arg(system.data_dir())
         .args(["--nats-url", &system.nats_server.url()])
@@ -337,8 +422,109 @@ pub async fn verify(system: &System, patience: Duration) -> Result<Duration, Str
     }
 }
 
+/// The owners' tables and the aggregate their events name.
+const OWNER_TABLES: [(&str, &str); 4] = [
+    ("patient", "SELECT CAST(id AS TEXT), version FROM patients"),
+    ("staff", "SELECT CAST(id AS TEXT), version FROM staff"),
+    (
+        "appointment",
+        "SELECT CAST(id AS TEXT), version FROM appointments",
+    ),
+    ("record", "SELECT CAST(id AS TEXT), version FROM records"),
+];
+
+/// Every version of every owner row (1 to its current version) has exactly one event in
+/// `events`, and no event names a row or a version its owner does not have: whoever made the
+/// change (a client, a cascade, the bootstrap), whichever instance.
+pub async fn row_version_problems(system: &System, events: &[StreamEvent]) -> Vec<String> {
+    let mut in_stream: HashMap<(&str, &str, i64), usize> = HashMap::new();
+    for event in events {
+        *in_stream
+            .entry((&event.aggregate, &event.id, event.version))
+            .or_default() += 1;
+    }
+    let mut problems = Vec::new();
+    let mut rows: HashMap<(&str, String), i64> = HashMap::new();
+    for (aggregate, sql) in OWNER_TABLES {
+        let database = OwnerDb::open(system, aggregate).await;
+        for (id, version) in database.pairs(sql).await {
+            for v in 1..=version {
+                let count = in_stream
+                    .get(&(aggregate, id.as_str(), v))
+                    .copied()
+                    .unwrap_or(0);
+                if count != 1 {
+                    problems.push(format!(
+                        "{aggregate} {id} version {v} is in the stream {count} times"
+                    ));
+                }
+            }
+            rows.insert((aggregate, id), version);
+        }
+        database.close().await;
+    }
+    for event in events {
+        match rows.get(&(event.aggregate.as_str(), event.id.clone())) {
+            None => problems.push(format!(
+                "{} {} version {} is in the stream, not in its owner's database",
+                event.aggregate, event.id, event.version
+            )),
+            Some(&version) if event.version > version => problems.push(format!(
+                "{} {} version {} is in the stream, its owner has version {version}",
+                event.aggregate, event.id, event.version
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// Pairs of active (booked or checked-in) appointments that overlap for one doctor or one
+/// patient, read from the appointment service's database.
+pub async fn double_bookings(system: &System) -> Vec<String> {
+    let database = OwnerDb::open(system, "appointment").await;
+    let overlapping = database
+        .texts(
+            "SELECT CAST(a.id AS TEXT), CAST(b.id AS TEXT) FROM appointments a \
+             JOIN appointments b ON CAST(a.id AS TEXT) < CAST(b.id AS TEXT) \
+               AND (a.doctor_id = b.doctor_id OR a.patient_id = b.patient_id) \
+               AND a.start_at < b.end_at AND b.start_at < a.end_at \
+             WHERE a.status IN ('booked', 'checked_in') AND b.status IN ('booked', 'checked_in')",
+        )
+        .await;
+    database.close().await;
+    overlapping
+        .into_iter()
+        .map(|(a, b)| format!("appointments {a} and {b} overlap for one doctor or patient"))
+        .collect()
+}
+
+/// `hospital replay <service>` on the system's databases and NATS (the service's instances must
+/// be stopped); its output, or why it failed.
+pub async fn replay(system: &System, service: &str) -> Result<String, String> {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
+        .args(["replay", service])
+        .envs(system.database_vars())
+        .arg("--data-dir")
+        .arg(system.data_dir())
+        .args(["--nats-url", &system.nats_server.url()])
+        .output()
+        .await
+        .expect("hospital replay runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
+
 /// Fails with the first few `problems`, if any.
-fn assert_none(what: &str, problems: &[String]) {
+pub fn assert_none(what: &str, problems: &[String]) {
     if !problems.is_empty() {
         let shown: Vec<&String> = problems.iter().take(10).collect();
         panic!("{what}: {} problems, first: {shown:#?}", problems.len());

@@ -1,9 +1,16 @@
-//! The clients: one writer task per service, each writing through the gateway over HTTP as fast
+//! The clients: writer tasks per service, each writing through the gateway over HTTP as fast
 //! as it is answered, and a journal of every request: what it was, when it was sent, how long
 //! it took, how it ended; and every write acknowledged with a 2xx.
+//!
+//! By default every write is sent once to the one gateway. [`LoadOptions`] can spread the
+//! requests over several gateways (round robin, request by request) and make the writers
+//! behave like careful clients: every write carries an `Idempotency-Key`, and one whose outcome
+//! is unknown (no answer, a transport error, a 502, 503 or 504) is sent again with its key until
+//! it is answered. Every attempt is journalled. [`Load::burst`] books one doctor's one slot for
+//! many patients at once, the way a contended slot is fought over.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +30,10 @@ const LANES: usize = 2;
 /// A writer's pause after a request that was not acknowledged, so a writer whose service is down
 /// does not spin.
 const PAUSE_AFTER_REFUSAL: Duration = Duration::from_millis(50);
+/// How long a retrying client keeps sending a write whose outcome it does not know.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+/// What a booking of a contended slot is journalled as: its 409 is an answer, not a failure.
+pub const BURST: &str = "appointment.burst";
 
 /// What an acknowledged write did to its aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +75,26 @@ impl Outcome {
     pub fn status(&self) -> Option<u16> {
         self.result.as_ref().ok().copied()
     }
+
+    /// Neither a 2xx nor the 409 that all but one booking of a contended slot get.
+    pub fn failed(&self) -> bool {
+        match self.status() {
+            Some(status) => {
+                let contended = self.what == BURST && status == 409;
+                !(200..300).contains(&status) && !contended
+            }
+            None => true,
+        }
+    }
+
+    /// Whether the outcome of the write is unknown (it may or may not have happened), so a
+    /// client may only send it again with its key.
+    fn indeterminate(result: &Result<u16, String>) -> bool {
+        match result {
+            Ok(status) => matches!(status, 502..=504),
+            Err(_) => true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,8 +128,10 @@ impl Journal {
     pub fn refusals_by_request(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for outcome in &self.outcomes {
+            if !outcome.failed() {
+                continue;
+            }
             let key = match &outcome.result {
-                Ok(status) if (200..300).contains(status) => continue,
                 Ok(status) => format!("{} {status}", outcome.what),
                 Err(error) if error.starts_with(TIMED_OUT) => format!("{} timed out", outcome.what),
                 Err(_) => format!("{} transport error", outcome.what),
@@ -118,13 +151,15 @@ impl Journal {
     }
 
     /// The requests that no outage excuses: a hang (no answer within [`CLIENT_TIMEOUT`]), a
-    /// transport error (but while the gateway is down), a 4xx (a write refused for a reason a crash must not cause: an unknown
-    /// patient, a conflict) or a 5xx other than 502, 503 and 504.
+    /// transport error (but while the gateway is down), a 4xx (a write refused for a reason a
+    /// crash must not cause: an unknown patient, a conflict; but a contended slot's 409) or a
+    /// 5xx other than 502, 503 and 504.
     pub fn inexcusable(&self) -> Vec<&Outcome> {
         self.outcomes
             .iter()
+            .filter(|o| o.failed())
             .filter(|o| match &o.result {
-                Ok(status) => !(200..300).contains(status) && !matches!(status, 502..=504),
+                Ok(status) => !matches!(status, 502..=504),
                 Err(error) if error.starts_with(TIMED_OUT) => true,
                 Err(_) => !self
                     .gateway_down
@@ -133,11 +168,11 @@ impl Journal {
             .collect()
     }
 
-    /// The longest wait for an answer that was not a 2xx.
+    /// The longest wait for an answer that was a failure ([`Outcome::failed`]).
     pub fn longest_refusal(&self) -> Duration {
         self.outcomes
             .iter()
-            .filter(|o| !o.status().is_some_and(|s| (200..300).contains(&s)))
+            .filter(|o| o.failed())
             .map(|o| o.latency)
             .max()
             .unwrap_or_default()
@@ -166,10 +201,19 @@ pub struct Fixture {
     pub doctor_token: String,
     pub patients: Vec<String>,
     pub doctors: Vec<String>,
+    /// For [`Load::burst`]: a doctor of its own and patients of their own, so that the bursts
+    /// contend with nothing but themselves. Empty unless asked for.
+    pub burst_doctor: Option<String>,
+    pub burst_patients: Vec<String>,
 }
 
 impl Fixture {
     pub async fn create(gateway: &str, token: String) -> Fixture {
+        Self::create_with(gateway, token, 0).await
+    }
+
+    /// As [`Self::create`], with `burst_patients` patients and a doctor for [`Load::burst`].
+    pub async fn create_with(gateway: &str, token: String, burst_patients: usize) -> Fixture {
         let http = reqwest::Client::new();
         let created = |path: &'static str, body: Value| {
             let request = http
@@ -192,6 +236,15 @@ impl Fixture {
         for n in 0..3 {
             doctors.push(created("/api/staff", doctor(n, "Fixture")).await);
         }
+        let mut contenders = Vec::new();
+        for n in 0..burst_patients {
+            contenders.push(created("/api/patients", patient(n, "Contender")).await);
+        }
+        let burst_doctor = if burst_patients > 0 {
+            Some(created("/api/staff", doctor(0, "Contended")).await)
+        } else {
+            None
+        };
         let clinician = json!({"name": "Dr Fixture Clinician", "role": "doctor",
                                "username": "fixture.clinician", "password": "a long enough password"});
         created("/api/staff", clinician).await;
@@ -209,6 +262,8 @@ impl Fixture {
             doctor_token,
             patients,
             doctors,
+            burst_doctor,
+            burst_patients: contenders,
         }
     }
 
@@ -219,6 +274,40 @@ impl Fixture {
         } else {
             &self.token
         }
+    }
+}
+
+/// Where the writers send their requests and how they treat an unknown outcome.
+pub struct LoadOptions {
+    /// Gateway URLs, used in turn, request by request (a retry goes to the next one).
+    pub gateways: Vec<String>,
+    /// Every write carries an `Idempotency-Key` and is sent again with it while its outcome is
+    /// unknown (for up to [`RETRY_FOR`]).
+    pub retry: bool,
+}
+
+/// The final answers to one [`Load::burst`].
+#[derive(Debug)]
+pub struct Burst {
+    pub doctor: String,
+    /// The contended slot's start (RFC 3339).
+    pub start: String,
+    /// How each booking finally ended, `201`, `409`, or what went wrong.
+    pub answers: BTreeMap<String, usize>,
+    /// The appointments the 201s created (one id per booking that got a 201).
+    pub booked: Vec<String>,
+    /// Attempts sent again after an unknown outcome.
+    pub retried: usize,
+    pub took: Duration,
+}
+
+impl Burst {
+    /// One 201, every other booking a 409.
+    pub fn exactly_one_won(&self, bookings: usize) -> bool {
+        self.answers.get("201") == Some(&1)
+            && self.answers.get("409") == Some(&(bookings - 1))
+            && self.answers.len() == 2
+            && self.booked.len() == 1
     }
 }
 
@@ -233,8 +322,18 @@ pub struct Load {
 
 impl Load {
     /// [`LANES`] writers per service; each creates, changes and now and then removes its
-    /// aggregates.
+    /// aggregates. Each write is sent once, to `gateway`.
     pub fn start(gateway: &str, fixture: Arc<Fixture>) -> Load {
+        let options = LoadOptions {
+            gateways: vec![gateway.to_owned()],
+            retry: false,
+        };
+        Self::start_with(options, fixture)
+    }
+
+    /// As [`Self::start`], as `options` say.
+    pub fn start_with(options: LoadOptions, fixture: Arc<Fixture>) -> Load {
+        assert!(!options.gateways.is_empty(), "a gateway to write through");
         let stop = CancellationToken::new();
         let journal = Arc::new(Mutex::new(Journal::default()));
         let http = reqwest::Client::builder()
@@ -243,12 +342,15 @@ impl Load {
             .expect("an HTTP client");
         let writer = Writer {
             http,
-            gateway: gateway.to_owned(),
+            gateways: Arc::new(options.gateways),
+            next_gateway: Arc::new(AtomicUsize::new(0)),
+            retry: options.retry,
             fixture,
             journal: journal.clone(),
             stop: stop.clone(),
             slots: Arc::new(AtomicU64::new(0)),
             probes: Arc::new(AtomicU64::new(0)),
+            bursts: Arc::new(AtomicU64::new(0)),
         };
         let prober = writer.clone();
         let mut tasks = Vec::new();
@@ -309,6 +411,51 @@ impl Load {
         (last.status(), last.latency)
     }
 
+    /// Books the next contended slot (an hour of its own, far from the writers' bookings) with
+    /// the fixture's burst doctor for every burst patient at once, each booking retried with
+    /// its key while its outcome is unknown; returns once every booking has its final answer.
+    pub async fn burst(&self) -> Burst {
+        let fixture = &self.prober.fixture;
+        let doctor = fixture
+            .burst_doctor
+            .clone()
+            .expect("a fixture made with burst patients");
+        let n = self.prober.bursts.fetch_add(1, Ordering::Relaxed);
+        let first = chrono::DateTime::parse_from_rfc3339("2036-01-07T09:00:00Z").unwrap();
+        let start = (first + chrono::Duration::hours(n as i64)).to_rfc3339();
+        let started = Instant::now();
+        let bookings = fixture.burst_patients.iter().map(|patient| {
+            let body = json!({"patient_id": patient, "doctor_id": doctor, "start": start,
+                              "duration_minutes": 30, "reason": "Contended slot"});
+            async move {
+                self.prober
+                    .send_until_known(BURST, Method::POST, "/api/appointments", Some(&body))
+                    .await
+            }
+        });
+        let answers = futures::future::join_all(bookings).await;
+        let mut burst = Burst {
+            doctor: doctor.clone(),
+            start: start.clone(),
+            answers: BTreeMap::new(),
+            booked: Vec::new(),
+            retried: 0,
+            took: started.elapsed(),
+        };
+        for answer in answers {
+            burst.retried += answer.attempts - 1;
+            let key = match &answer.result {
+                Ok(status) => status.to_string(),
+                Err(error) => error.clone(),
+            };
+            *burst.answers.entry(key).or_default() += 1;
+            if let Some(reply) = &answer.reply {
+                burst.booked.push(self.prober.ack("appointment", reply));
+            }
+        }
+        burst
+    }
+
     /// Acknowledged writes so far of one service.
     pub fn acks_of(&self, service: &str) -> usize {
         let journal = self.journal.lock().unwrap();
@@ -343,10 +490,22 @@ impl Load {
     }
 }
 
+/// A write's final answer after [`Writer::send_until_known`].
+struct Answer {
+    result: Result<u16, String>,
+    /// The body of a 2xx (`Null` for a 204).
+    reply: Option<Value>,
+    attempts: usize,
+}
+
 #[derive(Clone)]
 struct Writer {
     http: reqwest::Client,
-    gateway: String,
+    gateways: Arc<Vec<String>>,
+    /// Which gateway the next request goes to.
+    next_gateway: Arc<AtomicUsize>,
+    /// See [`LoadOptions::retry`].
+    retry: bool,
     fixture: Arc<Fixture>,
     journal: Arc<Mutex<Journal>>,
     stop: CancellationToken,
@@ -354,10 +513,13 @@ struct Writer {
     slots: Arc<AtomicU64>,
     /// Numbers the probes' names.
     probes: Arc<AtomicU64>,
+    /// Numbers the contended slots.
+    bursts: Arc<AtomicU64>,
 }
 
 impl Writer {
-    /// Sends one request; the reply body on a 2xx (`Null` for a 204), else `None`.
+    /// Sends one write; the reply body on a 2xx (`Null` for a 204), else `None`. A retrying
+    /// writer sends it again while its outcome is unknown.
     async fn send(
         &self,
         what: &'static str,
@@ -365,15 +527,63 @@ impl Writer {
         path: &str,
         body: Option<&Value>,
     ) -> Option<Value> {
+        if self.retry {
+            return self.send_until_known(what, method, path, body).await.reply;
+        }
+        self.attempt(what, method, path, body, None).await.1
+    }
+
+    /// Sends the write with an `Idempotency-Key` of its own, and again with the same key while
+    /// its outcome is unknown, for up to [`RETRY_FOR`]: the service applies it at most once.
+    async fn send_until_known(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let key = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (result, reply) = self
+                .attempt(what, method.clone(), path, body, Some(&key))
+                .await;
+            if !Outcome::indeterminate(&result) || started.elapsed() > RETRY_FOR {
+                return Answer {
+                    result,
+                    reply,
+                    attempts,
+                };
+            }
+        }
+    }
+
+    /// Sends one request to the next gateway and journals how it ended; the status (or what
+    /// went wrong below HTTP) and the reply body on a 2xx (`Null` for a 204).
+    async fn attempt(
+        &self,
+        what: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (Result<u16, String>, Option<Value>) {
+        let gateway =
+            &self.gateways[self.next_gateway.fetch_add(1, Ordering::Relaxed) % self.gateways.len()];
         let mut request = self
             .http
-            .request(method.clone(), format!("{}{path}", self.gateway))
+            .request(method.clone(), format!("{gateway}{path}"))
             .bearer_auth(
                 self.fixture
                     .token_for(what.split('.').next().unwrap_or_default()),
             );
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
         }
         if method == Method::DELETE {
             let id = path.rsplit('/').next().unwrap_or_default().to_owned();
@@ -401,12 +611,12 @@ impl Writer {
             what,
             sent_at,
             latency,
-            result,
+            result: result.clone(),
         });
         if reply.is_none() {
             tokio::time::sleep(PAUSE_AFTER_REFUSAL).await;
         }
-        reply
+        (result, reply)
     }
 
     /// Records an acknowledged write from its reply.
