@@ -13,14 +13,17 @@ pub mod sqlite;
 
 use kit::RequestContext;
 use kit::database::{Database, Migrations};
+use kit::directory::{KnownPatient, KnownStaff};
+use kit::events::storage_failure;
 use kit::outbox::OutboxRow;
 use shared_events::appointment::Appointment;
+use shared_events::staff::StaffRole;
 use shared_events::subjects::service;
 use shared_events::{ListQuery, Page, ServiceError};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
-use crate::domain::Revision;
+use crate::domain::{self, Revision};
 use crate::filters::AppointmentFilter;
 
 pub use postgres::PgAppointments;
@@ -53,6 +56,51 @@ pub struct Committed {
 pub enum Party {
     Patient,
     Doctor,
+}
+
+/// A directory row of a patient: (name, deleted, version).
+type PatientRow = (String, bool, i64);
+/// A directory row of a staff member: (name, role, deleted, version).
+type StaffRow = (String, String, bool, i64);
+
+/// Checks the people of a slot-claiming change from their directory rows as its transaction
+/// read them: a 422 naming each problem (unknown, deleted, not a doctor), on either backend.
+fn check_people_rows(
+    appointment: &Appointment,
+    patient: Option<PatientRow>,
+    doctor: Option<StaffRow>,
+) -> Result<(), ServiceError> {
+    let patient = patient.map(|(name, deleted, version)| KnownPatient {
+        id: appointment.patient_id,
+        name,
+        deleted,
+        version,
+    });
+    let doctor = doctor
+        .map(|(name, role, deleted, version)| {
+            let role =
+                StaffRole::parse(&role).ok_or_else(|| storage_failure(format!("role {role:?}")))?;
+            Ok::<_, ServiceError>(KnownStaff {
+                id: appointment.doctor_id,
+                name,
+                role,
+                deleted,
+                version,
+            })
+        })
+        .transpose()?;
+    let problems: Vec<_> = [
+        domain::patient_problem(patient.as_ref()),
+        domain::doctor_problem(doctor.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::validation(problems))
+    }
 }
 
 /// The appointment tables, on whichever backend the service's database is. Cheap to clone.

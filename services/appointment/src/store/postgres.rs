@@ -14,14 +14,12 @@
 
 use chrono::{DateTime, Utc};
 use kit::RequestContext;
-use kit::directory::{KnownPatient, KnownStaff};
 use kit::events::{new_event, storage_failure};
 use kit::idempotency;
 use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use kit::postgres::{failure, is_refused_with, sqlstate};
 use shared_events::appointment::{Appointment, AppointmentStatus};
-use shared_events::staff::StaffRole;
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -296,37 +294,7 @@ async fn check_people(
     .fetch_optional(&mut *conn)
     .await
     .map_err(failure)?;
-    let patient = patient.map(|(name, deleted, version)| KnownPatient {
-        id: appointment.patient_id,
-        name,
-        deleted,
-        version,
-    });
-    let doctor = doctor
-        .map(|(name, role, deleted, version)| {
-            let role =
-                StaffRole::parse(&role).ok_or_else(|| storage_failure(format!("role {role:?}")))?;
-            Ok::<_, ServiceError>(KnownStaff {
-                id: appointment.doctor_id,
-                name,
-                role,
-                deleted,
-                version,
-            })
-        })
-        .transpose()?;
-    let problems: Vec<_> = [
-        domain::patient_problem(patient.as_ref()),
-        domain::doctor_problem(doctor.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ServiceError::validation(problems))
-    }
+    super::check_people_rows(appointment, patient, doctor)
 }
 
 /// Refuses `candidate` when an active appointment of its doctor or patient overlaps it, naming

@@ -5,7 +5,6 @@
 //! past, so no two concurrent bookings can both take a slot.
 
 use kit::RequestContext;
-use kit::directory::{KnownPatient, KnownStaff};
 use kit::events::{format_timestamp, new_event, storage_failure};
 use kit::group_commit::Writer;
 use kit::handle::{Db, WriteError};
@@ -14,7 +13,6 @@ use kit::listing::into_page;
 use kit::outbox::{self, OutboxRow};
 use rusqlite::OptionalExtension;
 use shared_events::appointment::Appointment;
-use shared_events::staff::StaffRole;
 use shared_events::{Aggregate, ListQuery, Page, ServiceError};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
@@ -259,37 +257,7 @@ fn check_people(db: &Db, appointment: &Appointment) -> Result<(), ServiceError> 
                 .optional()
         })
         .map_err(storage_failure)?;
-    let patient = patient.map(|(name, deleted, version)| KnownPatient {
-        id: appointment.patient_id,
-        name,
-        deleted,
-        version,
-    });
-    let doctor = doctor
-        .map(|(name, role, deleted, version)| {
-            let role =
-                StaffRole::parse(&role).ok_or_else(|| storage_failure(format!("role {role:?}")))?;
-            Ok::<_, ServiceError>(KnownStaff {
-                id: appointment.doctor_id,
-                name,
-                role,
-                deleted,
-                version,
-            })
-        })
-        .transpose()?;
-    let problems: Vec<_> = [
-        domain::patient_problem(patient.as_ref()),
-        domain::doctor_problem(doctor.as_ref()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ServiceError::validation(problems))
-    }
+    super::check_people_rows(appointment, patient, doctor)
 }
 
 /// Refuses `candidate` when an active appointment of its doctor or patient overlaps it.
