@@ -27,7 +27,11 @@ use crate::support::checks::{
     OwnerDb, all_events, assert_none, assert_nothing_acknowledged_was_lost, double_bookings,
     replay, row_version_problems, verify,
 };
-use crate::support::load::{Burst, Fixture, Journal, Load, LoadOptions, Outcome};
+use crate::support::faults::{
+    FAILING_AT_MOST, FROZEN_FOR, Fault, KILLED_FOR, every_service_acknowledges_again,
+    wait_for_leader,
+};
+use crate::support::load::{Burst, Fixture, Load, LoadOptions};
 use crate::support::serial;
 use crate::support::system::{Layout, Nats, SERVICES, System, instance_name};
 
@@ -36,55 +40,13 @@ const INSTANCES: usize = 2;
 const GATEWAYS: usize = 2;
 /// Patients booking one slot at once in each burst.
 const CONTENDERS: usize = 50;
-/// The longest writes may fail after a kill (issue #9), or after a frozen node resumes.
-const FAILING_AT_MOST: Duration = Duration::from_secs(10);
-/// How long what was killed stays down, and how long the frozen node stays frozen.
-const KILLED_FOR: Duration = Duration::from_secs(3);
-const FROZEN_FOR: Duration = Duration::from_secs(10);
-/// How long every service gets to acknowledge writes again after a fault.
-const RECOVERY_PATIENCE: Duration = Duration::from_secs(30);
-/// Acknowledged writes of every service that close a phase.
-const WRITES_PER_PHASE: usize = 5;
 /// How long the read-models get to catch up before `hospital verify` reports a difference.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(30);
 
-/// One fault: what was done, when, and the burst booked while it lasted.
-struct Fault {
-    what: String,
-    at: Instant,
-    /// When what failed was back (a kill: at once, failing over is the system's; a freeze: when
-    /// the node resumed, since nothing tells its clients before then).
-    ended_at: Instant,
-    /// When every service had acknowledged writes again.
-    recovered_at: Instant,
+/// One fault and the burst booked while it lasted.
+struct Phase {
+    fault: Fault,
     burst: Burst,
-}
-
-impl Fault {
-    /// The attempts answered between the fault and the recovery that failed, and how long
-    /// after the fault the last of them was answered.
-    fn failures<'a>(&self, journal: &'a Journal) -> (Vec<&'a Outcome>, Duration) {
-        let failed: Vec<_> = journal
-            .outcomes
-            .iter()
-            .filter(|o| o.answered_at() >= self.at && o.answered_at() <= self.recovered_at)
-            .filter(|o| o.failed())
-            .collect();
-        let failing_for = failed
-            .iter()
-            .map(|o| o.answered_at() - self.at)
-            .max()
-            .unwrap_or_default();
-        (failed, failing_for)
-    }
-}
-
-async fn every_service_acknowledges_again(load: &Load) -> Instant {
-    for service in SERVICES {
-        load.until_more_acks(service, WRITES_PER_PHASE, RECOVERY_PATIENCE)
-            .await;
-    }
-    Instant::now()
 }
 
 fn describe(burst: &Burst) -> String {
@@ -141,7 +103,7 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
     every_service_acknowledges_again(&load).await;
     let calm = load.burst().await;
     eprintln!("before the faults: {}", describe(&calm));
-    let mut faults = Vec::new();
+    let mut phases = Vec::new();
 
     // 1. SIGKILL of the node leading HOSPITAL_EVENTS; it comes back on its data after a while.
     let leader = wait_for_leader(&system, &js).await;
@@ -152,11 +114,15 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
         tokio::time::sleep(KILLED_FOR).await;
         system.nats_server.cluster().restart(leader).await;
     });
-    faults.push(Fault {
-        what: format!("SIGKILL of {name} (leader of {EVENT_STREAM}), back after {KILLED_FOR:?}"),
-        at: killed_at,
-        ended_at: killed_at,
-        recovered_at: every_service_acknowledges_again(&load).await,
+    phases.push(Phase {
+        fault: Fault {
+            what: format!(
+                "SIGKILL of {name} (leader of {EVENT_STREAM}), back after {KILLED_FOR:?}"
+            ),
+            at: killed_at,
+            ended_at: killed_at,
+            recovered_at: every_service_acknowledges_again(&load).await,
+        },
         burst,
     });
 
@@ -174,14 +140,16 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
             system.restart(victim).await;
         }
     });
-    faults.push(Fault {
-        what: format!(
-            "SIGKILL of one instance of each service ({}), back after {KILLED_FOR:?}",
-            victims.join(", ")
-        ),
-        at: killed_at,
-        ended_at: killed_at,
-        recovered_at: every_service_acknowledges_again(&load).await,
+    phases.push(Phase {
+        fault: Fault {
+            what: format!(
+                "SIGKILL of one instance of each service ({}), back after {KILLED_FOR:?}",
+                victims.join(", ")
+            ),
+            at: killed_at,
+            ended_at: killed_at,
+            recovered_at: every_service_acknowledges_again(&load).await,
+        },
         burst,
     });
 
@@ -198,11 +166,13 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
             .signal(leader, libc::SIGCONT);
         Instant::now()
     });
-    faults.push(Fault {
-        what: format!("SIGSTOP of {name} (leader of {EVENT_STREAM}) for {FROZEN_FOR:?}"),
-        at: frozen_at,
-        ended_at: resumed_at,
-        recovered_at: every_service_acknowledges_again(&load).await,
+    phases.push(Phase {
+        fault: Fault {
+            what: format!("SIGSTOP of {name} (leader of {EVENT_STREAM}) for {FROZEN_FOR:?}"),
+            at: frozen_at,
+            ended_at: resumed_at,
+            recovered_at: every_service_acknowledges_again(&load).await,
+        },
         burst,
     });
     let calm_again = load.burst().await;
@@ -211,26 +181,24 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
     let journal = load.stop().await;
     eprintln!("  load: {}", journal.summary());
     let mut too_long = Vec::new();
-    for fault in &faults {
-        let (failed, failing_for) = fault.failures(&journal);
-        let mut statuses = BTreeMap::<String, usize>::new();
-        for outcome in &failed {
-            let key = outcome
-                .status()
-                .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
-            *statuses.entry(key).or_default() += 1;
-        }
+    for Phase { fault, burst } in &phases {
+        let failures = fault.failures(&journal);
         eprintln!(
-            "{}: {} attempts failed {statuses:?}, the last answered {} ms after the fault; every \
+            "{}: {} attempts failed {:?}, the last answered {} ms after the fault; every \
              service acknowledged writes again {} ms after it; {}",
             fault.what,
-            failed.len(),
-            failing_for.as_millis(),
-            (fault.recovered_at - fault.at).as_millis(),
-            describe(&fault.burst)
+            failures.failed.len(),
+            failures.by_status(),
+            failures.failing_for.as_millis(),
+            fault.recovered_after().as_millis(),
+            describe(burst)
         );
-        if fault.at + failing_for > fault.ended_at + FAILING_AT_MOST {
-            too_long.push(format!("{}: {} ms", fault.what, failing_for.as_millis()));
+        if fault.failed_too_long(&failures) {
+            too_long.push(format!(
+                "{}: {} ms",
+                fault.what,
+                failures.failing_for.as_millis()
+            ));
         }
     }
 
@@ -249,7 +217,7 @@ async fn faults_on_postgres(urls: BTreeMap<&'static str, String>) {
     assert_nothing_acknowledged_was_lost(&system, &journal, &fixture).await;
 
     let bursts: Vec<&Burst> = std::iter::once(&calm)
-        .chain(faults.iter().map(|f| &f.burst))
+        .chain(phases.iter().map(|phase| &phase.burst))
         .chain(std::iter::once(&calm_again))
         .collect();
     for burst in &bursts {
@@ -322,25 +290,4 @@ async fn contended_doctors_appointments(system: &System, fixture: &Fixture) -> B
         .filter(|(_, of)| of == doctor)
         .map(|(id, _)| id)
         .collect()
-}
-
-/// The stream's leader once one is elected (right after a node's restart the stream may be
-/// between leaders).
-async fn wait_for_leader(system: &System, js: &async_nats::jetstream::Context) -> usize {
-    let deadline = Instant::now() + RECOVERY_PATIENCE;
-    loop {
-        if let Some(leader) = system
-            .nats_server
-            .as_cluster()
-            .leader_of(js, EVENT_STREAM)
-            .await
-        {
-            return leader;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{EVENT_STREAM} has no leader within {RECOVERY_PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

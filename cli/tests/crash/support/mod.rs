@@ -1,7 +1,9 @@
 //! What the crash tests share: the system as processes ([`system`]), the writing clients
-//! ([`load`]) and the checks of what survived ([`checks`]).
+//! ([`load`]), the checks of what survived ([`checks`]) and the faults the cluster tests inject
+//! ([`faults`]).
 
 pub mod checks;
+pub mod faults;
 pub mod load;
 pub mod system;
 
