@@ -10,11 +10,10 @@ use async_nats::jetstream;
 use kit::runtime::Component;
 use reqwest::Method;
 use serde_json::json;
-use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
 use crate::appointments::{Clinic, at};
-use crate::backend::{TestDb, sqlite_rows};
+use crate::backend::TestDb;
 use crate::helpers::{Parts, TestApp, appointment_config, record_config, spawn_app_with};
 
 /// Runs `hospital <args> --nats-url <test NATS> --data-dir <test data>`, killed if it has not
@@ -48,11 +47,6 @@ pub fn stdout(output: &Output) -> String {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Every row of `sql` on SQLite, each as one text line, for comparing tables.
-pub async fn rows(pool: &SqlitePool, sql: &'static str) -> Vec<String> {
-    sqlite_rows(pool, sql).await
 }
 
 /// The read-model tables of a service's database, in a comparable form.

@@ -15,9 +15,10 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
 use crate::appointments::{Clinic, at};
+use crate::backend::sqlite_rows;
 use crate::helpers::{TestApp, patient_body, spawn_app};
 use crate::records::{create_record, note, send};
-use crate::replay::{rows, stderr, stdout};
+use crate::replay::{stderr, stdout};
 
 const SERVICES: [&str; 4] = ["patient", "staff", "appointment", "record"];
 
@@ -61,7 +62,7 @@ async fn table(url: &str, sql: &'static str) -> Vec<String> {
         table
     } else {
         let pool = SqlitePool::connect(url).await.unwrap();
-        let table = rows(&pool, sql).await;
+        let table = sqlite_rows(&pool, sql).await;
         pool.close().await;
         table
     }

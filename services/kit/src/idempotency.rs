@@ -228,11 +228,9 @@ impl KeyStore {
 
     /// What the stored key says about `claim`.
     pub async fn lookup(&self, claim: &IdempotencyClaim) -> Result<Lookup, sqlx::Error> {
-        const SQL: &str =
-            "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2";
         let row: Option<(String, String)> = match &self.database {
             Database::Sqlite { pool, .. } => {
-                sqlx::query_as(SQL)
+                sqlx::query_as(LOOKUP)
                     .bind(&claim.actor_id)
                     .bind(&claim.key)
                     .fetch_optional(pool)
@@ -296,6 +294,10 @@ impl KeyStore {
     }
 }
 
+/// A stored key's fingerprint and reply, by actor and key (both backends).
+const LOOKUP: &str =
+    "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2";
+
 /// PostgreSQL text cannot hold NUL: a key or actor with one was never stored.
 async fn lookup_pg(
     pool: &PgPool,
@@ -304,13 +306,11 @@ async fn lookup_pg(
     if claim.actor_id.contains('\0') || claim.key.contains('\0') {
         return Ok(None);
     }
-    sqlx::query_as(
-        "SELECT fingerprint, reply FROM idempotency_keys WHERE actor_id = $1 AND key = $2",
-    )
-    .bind(&claim.actor_id)
-    .bind(&claim.key)
-    .fetch_optional(pool)
-    .await
+    sqlx::query_as(LOOKUP)
+        .bind(&claim.actor_id)
+        .bind(&claim.key)
+        .fetch_optional(pool)
+        .await
 }
 
 #[cfg(test)]

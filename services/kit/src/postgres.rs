@@ -56,7 +56,8 @@ pub async fn open(url: &str, migrator: &Migrator) -> Result<PgPool, OpenError> {
     Ok(pool)
 }
 
-/// The SQLSTATE and constraint name of an error the database raised, if it is one.
+/// The SQLSTATE and constraint name of an error the database raised (`None` when it is no
+/// refusal by the database): `("23P01", Some("appointments_doctor_never_double_booked"))`.
 pub fn refusal(error: &sqlx::Error) -> Option<(String, Option<String>)> {
     let database = error.as_database_error()?;
     Some((

@@ -290,29 +290,14 @@ async fn drop_database(server_url: &str, name: &str) -> Result<(), FreshDatabase
         })
 }
 
-/// The SQLSTATEs the schema tests expect.
-pub mod sqlstate {
-    pub const UNIQUE_VIOLATION: &str = "23505";
-    pub const FOREIGN_KEY_VIOLATION: &str = "23503";
-    pub const CHECK_VIOLATION: &str = "23514";
-    pub const EXCLUSION_VIOLATION: &str = "23P01";
-}
+/// The SQLSTATEs and refusals the stores tell apart, which the schema tests expect too.
+pub use crate::postgres::{refusal, sqlstate};
 
 /// The SQLSTATE and constraint of a write the database refused; fails the test when the write
 /// was accepted or failed otherwise.
 pub fn refused(result: Result<(), sqlx::Error>) -> (String, Option<String>) {
     let error = result.expect_err("the database accepted the write");
     refusal(&error).unwrap_or_else(|| panic!("not a refusal by the database: {error}"))
-}
-
-/// The SQLSTATE and the constraint of the database's refusal in `error` (`None` when it is no
-/// refusal by the database): `("23P01", Some("appointments_doctor_never_double_booked"))`.
-pub fn refusal(error: &sqlx::Error) -> Option<(String, Option<String>)> {
-    let refusal = error.as_database_error()?;
-    Some((
-        refusal.code()?.into_owned(),
-        refusal.constraint().map(str::to_owned),
-    ))
 }
 
 /// `url` with its database (the path) replaced by `database`, its user, host and parameters
