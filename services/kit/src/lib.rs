@@ -15,6 +15,7 @@
 //!   the owning service's database, replays the original reply.
 //! - [`read_model`]: read-models fed by a durable JetStream consumer, applied idempotently with
 //!   the consumer position in the same transaction, and the bounded wait for catching up.
+//! - [`direct_batch`]: reading a stream in order with batched direct gets (rebuilds, restores).
 //! - [`directory`]: the read-model of patients and staff that other services validate against.
 //! - [`fields`]: collecting every invalid field of a request body, not just the first.
 //! - [`database`]: a service's own database on either backend, chosen by its URL.
@@ -33,6 +34,7 @@ pub mod batch_publish;
 pub mod command;
 pub mod config;
 pub mod database;
+pub mod direct_batch;
 pub mod directory;
 pub mod event_stream;
 pub mod events;
