@@ -133,14 +133,16 @@ async fn rebuild_leading<DB: ReadModelDb, P: Projection<DB>>(
         let mut last_report = Instant::now();
         let mut conn = pool.acquire().await?;
         DB::tune_for_rebuild(&mut *conn).await?;
-        while let Some(first) = receiver.recv().await {
-            batch.push(first);
-            // Fill the batch, waiting a moment for more rather than committing a few at a time.
+        while receiver.recv_many(&mut batch, REBUILD_BATCH).await > 0 {
+            // Fill the batch, waiting a moment for more rather than committing a few at a time
+            // (taking what has arrived at once, not one wake-up per event).
             let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
             while batch.len() < REBUILD_BATCH {
-                match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    Ok(Some(read)) => batch.push(read),
-                    Ok(None) | Err(_) => break,
+                let room = REBUILD_BATCH - batch.len();
+                match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
             }
             rebuilt.parked += apply_batch(&mut conn, projection, consumer, &batch).await?;
