@@ -62,6 +62,8 @@ pub struct Results {
     pub ceilings: Vec<Run>,
     pub storage: crate::storage::StorageCeilings,
     pub scenarios: Vec<Run>,
+    /// The target scenarios again with NATS as the three-node cluster.
+    pub cluster: Vec<Run>,
     pub scale_connections: u32,
     pub scale: Vec<ScalePoint>,
     pub replay: Vec<ReplayFigures>,
@@ -155,17 +157,26 @@ impl Results {
              | fsync of a 600-byte append: mean / p50 / p99 | {:.0} / {:.0} / {:.0} µs |\n\
              | JetStream (`sync_interval: always`) acknowledged publishes, one at a time | {:.0}/s |\n\
              | JetStream, 64 publishes in flight | {:.0}/s |\n\
-             | JetStream, atomic batches of 64, one at a time | {:.0}/s |",
+             | JetStream, atomic batches of 64, one at a time | {:.0}/s |\n\
+             | JetStream, atomic batches of 8, one at a time | {:.0}/s |\n\
+             | three-node cluster, three replicas: atomic batches of 64 / of 8 | {:.0}/s / {:.0}/s |",
             st.fsync_mean_us,
             st.fsync_p50_us,
             st.fsync_p99_us,
             st.jetstream_one_at_a_time,
             st.jetstream_64_in_flight,
-            st.jetstream_atomic_64
+            st.jetstream_atomic_64,
+            st.jetstream_atomic_8,
+            st.cluster_atomic_64,
+            st.cluster_atomic_8
         );
 
         out.push_str("\n## The system\n\nThrough the gateway, as the front desk (a receptionist's token), every request audited.\n\n");
         run_table(&mut out, &self.scenarios);
+        if !self.cluster.is_empty() {
+            out.push_str("\n## The system on the three-node cluster\n\nThe targets' scenarios again at 64 connections, with NATS as the three-node cluster of `deploy/nats` on the same machine (every stream kept by all three nodes, `HOSPITAL_STREAM_REPLICAS=3`), as issue #9 deploys it: nats-server stages an atomic batch in memory there, not in a file store of its own. Ratios are to the echo ceiling above (measured on one server).\n\n");
+            run_table(&mut out, &self.cluster);
+        }
 
         let _ = writeln!(
             out,

@@ -2,7 +2,10 @@
 //! write and every audited read.
 //! - an fsync: 600 bytes appended to a file and `fdatasync`ed, one at a time;
 //! - JetStream with the project's `nats.conf` (`sync_interval: always`): acknowledged
-//!   publishes one at a time, 64 in flight, and in atomic batches of 64 (`kit::batch_publish`).
+//!   publishes one at a time, 64 in flight, and in atomic batches of 64 and of 8
+//!   (`kit::batch_publish`); the same batches on the three-node cluster (`deploy/nats`, the
+//!   stream kept by all three), where nats-server stages a batch in memory instead of in a file
+//!   store of its own.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use kit::batch_publish::{BatchPublisher, Outgoing};
-use kit::nats_server::TestNatsServer;
+use kit::nats_server::{TestNatsCluster, TestNatsServer};
 use serde::Serialize;
 
 const PAYLOAD: [u8; 600] = [b'x'; 600];
@@ -26,6 +29,11 @@ pub struct StorageCeilings {
     pub jetstream_64_in_flight: f64,
     /// ... in atomic batches of 64, one batch at a time.
     pub jetstream_atomic_64: f64,
+    /// ... in atomic batches of 8 (what a batch holds under a light load).
+    pub jetstream_atomic_8: f64,
+    /// The three-node cluster, a stream with three replicas: atomic batches of 64, and of 8.
+    pub cluster_atomic_64: f64,
+    pub cluster_atomic_8: f64,
 }
 
 pub async fn measure(dir: &Path) -> anyhow::Result<StorageCeilings> {
@@ -64,20 +72,39 @@ pub async fn measure(dir: &Path) -> anyhow::Result<StorageCeilings> {
     ceilings.jetstream_64_in_flight = n as f64 / started.elapsed().as_secs_f64();
 
     let publisher = BatchPublisher::start(client.clone(), js.clone(), true);
+    ceilings.jetstream_atomic_64 = atomic_rate(&publisher, "atomic64", 64, 100).await?;
+    ceilings.jetstream_atomic_8 = atomic_rate(&publisher, "atomic8", 8, 400).await?;
+    drop(nats);
+
+    let cluster = TestNatsCluster::start().await;
+    let client = cluster.connect_as("patient").await;
+    let js = kit::event_stream::provision(&client, 3).await;
+    let publisher = BatchPublisher::start(client.clone(), js.clone(), true);
+    ceilings.cluster_atomic_64 = atomic_rate(&publisher, "cluster64", 64, 100).await?;
+    ceilings.cluster_atomic_8 = atomic_rate(&publisher, "cluster8", 8, 400).await?;
+    Ok(ceilings)
+}
+
+/// Messages per second stored in `batches` atomic batches of `size`, one batch at a time.
+async fn atomic_rate(
+    publisher: &BatchPublisher,
+    run: &str,
+    size: usize,
+    batches: usize,
+) -> anyhow::Result<f64> {
+    let subject = "hospital.events.patient.bench";
     let started = Instant::now();
-    let batches = 100;
     for b in 0..batches {
-        let messages = (0..64)
+        let messages = (0..size)
             .map(|i| Outgoing {
                 subject: subject.to_owned(),
-                headers: msg_id("atomic", b * 64 + i),
+                headers: msg_id(run, b * size + i),
                 payload: PAYLOAD.to_vec().into(),
             })
             .collect();
         publisher.publish(messages).await?;
     }
-    ceilings.jetstream_atomic_64 = (batches * 64) as f64 / started.elapsed().as_secs_f64();
-    Ok(ceilings)
+    Ok((batches * size) as f64 / started.elapsed().as_secs_f64())
 }
 
 fn msg_id(run: &str, i: usize) -> HeaderMap {

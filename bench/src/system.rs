@@ -27,18 +27,51 @@ impl System {
     /// Starts `hospital up` with `data_dir` (which may hold seeded databases) and waits until the
     /// gateway is ready.
     pub async fn start(hospital: &Path, data_dir: &Path) -> anyhow::Result<System> {
+        Self::start_on(hospital, data_dir, None).await
+    }
+
+    /// [`Self::start`], on the three-node `cluster` when given (`--nats-url`, every stream
+    /// kept by its three nodes) instead of an embedded nats-server.
+    pub async fn start_on(
+        hospital: &Path,
+        data_dir: &Path,
+        cluster: Option<&kit::nats_server::TestNatsCluster>,
+    ) -> anyhow::Result<System> {
         std::fs::create_dir_all(data_dir)?;
         let http_port = kit::nats_server::free_port();
         let log = std::fs::File::create(data_dir.join("hospital-up.log"))?;
-        let child = tokio::process::Command::new(hospital)
+        let mut command = tokio::process::Command::new(hospital);
+        command
             .arg("up")
             .arg("--http-addr")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--nats-port")
-            .arg(kit::nats_server::free_port().to_string())
+            .arg(format!("127.0.0.1:{http_port}"));
+        match cluster {
+            Some(cluster) => {
+                // `hospital up --nats-url` reads the users' passwords from the data directory.
+                cluster
+                    .passwords()
+                    .save(&data_dir.join(kit::nats_users::FILE_NAME))?;
+                command
+                    .arg("--nats-url")
+                    .arg(cluster.url())
+                    .env("HOSPITAL_STREAM_REPLICAS", "3");
+            }
+            None => {
+                command
+                    .arg("--nats-port")
+                    .arg(kit::nats_server::free_port().to_string());
+            }
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .env("HOSPITAL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            // A login attempt counts against its username's and its address's limits until its
+            // password is checked, so the login scenario's 64 concurrent logins of one user from
+            // one address would mostly be refused (429) at the defaults (5 and 50): measured is
+            // the login path, not the limiter.
+            .env("HOSPITAL_LOGIN_MAX_FAILURES", "1000")
+            .env("HOSPITAL_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000")
             // No file in the working directory may change what is measured.
             .current_dir(data_dir)
             .stdin(Stdio::null())
