@@ -190,30 +190,24 @@ async fn main() -> anyhow::Result<()> {
         let chosen = |scenario: &str| {
             args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == scenario)
         };
+        let loader = Loader {
+            script: &script,
+            base_url: &running.base_url,
+            fixtures: &fixtures,
+            plan: &plan,
+            echo: &echo,
+        };
         for (scenario, label) in scenarios.into_iter().filter(|(s, _)| chosen(s)) {
             for connections in CONNECTIONS {
                 let sampler = (scenario == "mixed" && connections > 1)
                     .then(|| MemorySampler::start(&running));
-                booking_epoch += 400 * 86_400;
-                let outcome = measure(
-                    &script,
-                    scenario,
-                    &running.base_url,
-                    connections,
-                    plan.duration(connections),
-                    &fixtures,
-                    booking_epoch,
-                )
-                .await?;
+                let run = loader
+                    .run(scenario, label, connections, &mut booking_epoch)
+                    .await?;
                 if let Some(sampler) = sampler {
                     results.memory_load = sampler.stop().await;
                 }
-                results.scenarios.push(Run {
-                    scenario: label.into(),
-                    connections,
-                    outcome,
-                    ceiling_per_second: echo[&connections],
-                });
+                results.scenarios.push(run);
             }
         }
         running.stop().await?;
@@ -233,25 +227,16 @@ async fn main() -> anyhow::Result<()> {
             ("register", "POST /api/patients"),
             ("book", "POST /api/appointments"),
         ];
-        let connections = 64;
+        let loader = Loader {
+            script: &script,
+            base_url: &running.base_url,
+            fixtures: &fixtures,
+            plan: &plan,
+            echo: &echo,
+        };
         for (scenario, label) in scenarios {
-            booking_epoch += 400 * 86_400;
-            let outcome = measure(
-                &script,
-                scenario,
-                &running.base_url,
-                connections,
-                plan.duration(connections),
-                &fixtures,
-                booking_epoch,
-            )
-            .await?;
-            results.cluster.push(Run {
-                scenario: label.into(),
-                connections,
-                outcome,
-                ceiling_per_second: echo[&connections],
-            });
+            let run = loader.run(scenario, label, 64, &mut booking_epoch).await?;
+            results.cluster.push(run);
         }
         running.stop().await?;
     }
@@ -347,6 +332,46 @@ async fn main() -> anyhow::Result<()> {
 /// A pause before each run, so requests still in flight from the previous run (64 logins take
 /// a second to drain) do not count against the next.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// What loading one running system takes: wrk's script, where, its fixtures, how long, and the
+/// echo ceilings the figures are compared with.
+struct Loader<'a> {
+    script: &'a Path,
+    base_url: &'a str,
+    fixtures: &'a Path,
+    plan: &'a Plan,
+    echo: &'a BTreeMap<u32, f64>,
+}
+
+impl Loader<'_> {
+    /// One scenario at `connections`, as a row of the results. Each run books from a fresh
+    /// epoch, so no booking collides with an earlier run's.
+    async fn run(
+        &self,
+        scenario: &str,
+        label: &str,
+        connections: u32,
+        booking_epoch: &mut i64,
+    ) -> anyhow::Result<Run> {
+        *booking_epoch += 400 * 86_400;
+        let outcome = measure(
+            self.script,
+            scenario,
+            self.base_url,
+            connections,
+            self.plan.duration(connections),
+            self.fixtures,
+            *booking_epoch,
+        )
+        .await?;
+        Ok(Run {
+            scenario: label.into(),
+            connections,
+            outcome,
+            ceiling_per_second: self.echo[&connections],
+        })
+    }
+}
 
 async fn measure(
     script: &Path,
