@@ -87,8 +87,16 @@ describe("records", () => {
 
     await amended.getByText("History (2 versions)").click();
     const versions = amended.locator(".versions > li");
-    await versions.first().waitFor();
-    assert.equal(await versions.count(), 2);
+    // The amendment's own live event may refresh the timeline, which reopens this history and
+    // loads it again: count once the list has settled, not in the middle of a reload.
+    let count = 0;
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; await page.waitForTimeout(100)) {
+      count = await versions.count();
+      if (count === 2) {
+        break;
+      }
+    }
+    assert.equal(count, 2);
     assert.match(await versions.nth(0).textContent(), new RegExp(`Version 2 · Amended by ${doctor.name} \\(Doctor\\)`));
     assert.match(await versions.nth(0).textContent(), /worse outdoors/);
     assert.match(await versions.nth(1).textContent(), new RegExp(`Version 1 · Created by ${doctor.name}`));
