@@ -1,6 +1,9 @@
 //! Reading a stream's stored messages in order with batched direct gets (ADR-31, nats-server
-//! 2.11+, stream option `allow_direct`): one request returns up to [`MAX_BATCH`] messages that
-//! match a subject filter from a sequence on, then an end-of-batch marker.
+//! 2.11+, stream option `allow_direct`): one request returns up to [`MAX_BATCH`] messages from
+//! a sequence on, then an end-of-batch marker. The requests carry no subject filter (callers
+//! select what they want): given one, nats-server counts the matching messages left for each
+//! batch over every subject of the stream, one per aggregate in ours, which cost more than the
+//! reading.
 //!
 //! Why not an ordered consumer: a consumer's deliveries carry a reply subject, and nats-server
 //! remembers every reply subject delivered to a user with `allow_responses` (the services' users,
