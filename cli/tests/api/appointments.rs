@@ -27,17 +27,22 @@ pub async fn open_clinic() -> Clinic {
         ..Parts::default()
     })
     .await;
-    let token = app.admin_token().await;
-    let mut clinic = Clinic {
-        app,
-        token,
-        doctor: String::new(),
-    };
-    clinic.doctor = clinic.staff("Dr Gregory House", "doctor").await;
-    clinic
+    Clinic::open(app).await
 }
 
 impl Clinic {
+    /// The clinic of `app`, as its administrator, with one doctor on staff.
+    pub async fn open(app: TestApp) -> Clinic {
+        let token = app.admin_token().await;
+        let mut clinic = Clinic {
+            app,
+            token,
+            doctor: String::new(),
+        };
+        clinic.doctor = clinic.staff("Dr Gregory House", "doctor").await;
+        clinic
+    }
+
     /// Sends a request and returns the status and the JSON body (`null` when there is none).
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.app.api(method, path, &self.token);

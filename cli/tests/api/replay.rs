@@ -199,13 +199,7 @@ pub async fn system_with_history() -> (Clinic, ReadModelServices) {
     })
     .await;
     let services = start_read_model_services(&app).await;
-    let token = app.admin_token().await;
-    let mut clinic = Clinic {
-        app,
-        token,
-        doctor: String::new(),
-    };
-    clinic.doctor = clinic.staff("Dr Gregory House", "doctor").await;
+    let clinic = Clinic::open(app).await;
     let nurse = clinic.staff("Carla Espinosa", "nurse").await;
     let mut patients = Vec::new();
     for name in [

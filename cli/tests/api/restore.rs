@@ -151,13 +151,7 @@ async fn hospital_restore(
 /// amended and entered in error.
 async fn clinic_with_history() -> Clinic {
     let app = spawn_app().await;
-    let token = app.admin_token().await;
-    let mut clinic = Clinic {
-        app,
-        token,
-        doctor: String::new(),
-    };
-    clinic.doctor = clinic.staff("Dr Gregory House", "doctor").await;
+    let clinic = Clinic::open(app).await;
     let nurse = clinic.staff("Carla Espinosa", "nurse").await;
     let mut patients = Vec::new();
     for name in [

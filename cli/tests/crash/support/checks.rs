@@ -401,25 +401,10 @@ pub async fn database_problems(system: &System, journal: &Journal) -> Vec<String
 /// event, every outbox is empty. How long it took, or verify's report.
 pub async fn verify(system: &System, patience: Duration) -> Result<Duration, String> {
     let started = Instant::now();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
-        .args(["verify", "--settle", &patience.as_secs_f64().to_string()])
-        .envs(system.database_vars())
-        .arg("--data-dir")
-        .arg(system.data_dir())
-        .args(["--nats-url", &system.nats_server.url()])
-        .output()
+    let settle = patience.as_secs_f64().to_string();
+    hospital_on(system, &["verify", "--settle", &settle])
         .await
-        .expect("hospital verify runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Ok(started.elapsed())
-    } else {
-        Err(report)
-    }
+        .map(|_| started.elapsed())
 }
 
 /// The owners' tables and the aggregate their events name.
@@ -502,15 +487,21 @@ pub async fn double_bookings(system: &System) -> Vec<String> {
 /// `hospital replay <service>` on the system's databases and NATS (the service's instances must
 /// be stopped); its output, or why it failed.
 pub async fn replay(system: &System, service: &str) -> Result<String, String> {
+    hospital_on(system, &["replay", service]).await
+}
+
+/// Runs `hospital <args>` on the system's databases, data directory and NATS: its stdout and
+/// stderr, as `Ok` when it succeeded and `Err` when it did not.
+async fn hospital_on(system: &System, args: &[&str]) -> Result<String, String> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hospital"))
-        .args(["replay", service])
+        .args(args)
         .envs(system.database_vars())
         .arg("--data-dir")
         .arg(system.data_dir())
         .args(["--nats-url", &system.nats_server.url()])
         .output()
         .await
-        .expect("hospital replay runs");
+        .unwrap_or_else(|error| panic!("hospital {} runs: {error}", args.join(" ")));
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
